@@ -1,0 +1,156 @@
+"""The delinquency lifecycle: a snapshot diffed against the account's last known state."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import date
+from decimal import Decimal
+
+from services.intake.models import AccountSnapshot
+from services.intake.segmentation import Segmentation
+from shared.events import payloads as p
+
+
+@dataclass(frozen=True, slots=True)
+class AccountState:
+    """What intake remembers of an account between snapshots."""
+
+    account_id: str
+    as_of: date
+    delinquent: bool
+    dpd_bucket: str
+    outstanding: Decimal
+    overdue_amount: Decimal
+    last_payment_date: date | None
+    flags: p.CustomerFlags
+
+
+@dataclass(frozen=True, slots=True)
+class Transition:
+    state: AccountState
+    events: list[p.Payload]
+    out_of_order: bool = False
+
+
+def diff(previous: AccountState | None, snap: AccountSnapshot, seg: Segmentation) -> Transition:
+    if previous is not None and snap.as_of < previous.as_of:
+        return Transition(previous, [], out_of_order=True)
+    flags = p.CustomerFlags(
+        **snap.flags.model_dump(), care_hold=previous.flags.care_hold if previous else False
+    )
+    state = AccountState(
+        account_id=snap.account_id,
+        as_of=snap.as_of,
+        delinquent=snap.is_delinquent,
+        dpd_bucket=seg.bucket(snap.dpd),
+        outstanding=snap.outstanding,
+        overdue_amount=snap.overdue_amount,
+        last_payment_date=snap.last_payment_date,
+        flags=flags,
+    )
+    events: list[p.Payload] = []
+    if previous is not None and previous.flags != flags:
+        events.append(_flags_changed(snap, previous.flags, flags))
+    if previous is None or not previous.delinquent:
+        if state.delinquent:
+            events.append(_opened(snap, state, seg))
+        return Transition(state, events)
+    payment = _payment(previous, snap)
+    if payment is not None:
+        events.append(payment)
+    if not state.delinquent:
+        reason = "closed" if snap.status == "closed" else "current"
+        events.append(p.DelinquencyCured(account_id=snap.account_id, as_of=snap.as_of, reason=reason))
+    elif (state.dpd_bucket, state.outstanding, state.overdue_amount) != (
+        previous.dpd_bucket,
+        previous.outstanding,
+        previous.overdue_amount,
+    ):
+        events.append(_updated(snap, state, seg))
+    return Transition(state, events)
+
+
+def unchanged(previous: AccountState | None, transition: Transition) -> bool:
+    """Nothing to write: same facts (a re-sent snapshot), only the date moved or not."""
+    return (
+        previous is not None
+        and not transition.events
+        and replace(previous, as_of=transition.state.as_of) == transition.state
+    )
+
+
+def _opened(snap: AccountSnapshot, state: AccountState, seg: Segmentation) -> p.DelinquencyOpened:
+    a = snap.address
+    return p.DelinquencyOpened(
+        account_id=snap.account_id,
+        customer_id=snap.customer_id,
+        product=snap.product,
+        currency=snap.currency,
+        as_of=snap.as_of,
+        principal=snap.principal,
+        outstanding=snap.outstanding,
+        overdue_amount=snap.overdue_amount,
+        dpd=snap.dpd,
+        dpd_bucket=state.dpd_bucket,
+        priority_score=seg.priority(snap.dpd, snap.overdue_amount, snap.flags.vulnerable),
+        contact=p.ContactDetails(
+            name=snap.customer.name,
+            phone=snap.customer.phone,
+            language=snap.customer.language,
+            time_zone=snap.customer.time_zone,
+        ),
+        address=p.Address(
+            line1=a.line1,
+            city=a.city,
+            region=a.region,
+            postal_code=a.postal_code,
+            country=a.country,
+            location=p.GeoPoint(lat=a.lat, lon=a.lon) if a.lat is not None and a.lon is not None else None,
+        ),
+        flags=state.flags,
+    )
+
+
+def _updated(snap: AccountSnapshot, state: AccountState, seg: Segmentation) -> p.DelinquencyUpdated:
+    return p.DelinquencyUpdated(
+        account_id=snap.account_id,
+        as_of=snap.as_of,
+        outstanding=snap.outstanding,
+        overdue_amount=snap.overdue_amount,
+        dpd=snap.dpd,
+        dpd_bucket=state.dpd_bucket,
+        priority_score=seg.priority(snap.dpd, snap.overdue_amount, snap.flags.vulnerable),
+    )
+
+
+def _payment(previous: AccountState, snap: AccountSnapshot) -> p.PaymentReceived | None:
+    newer_payment = snap.last_payment_date is not None and (
+        previous.last_payment_date is None or snap.last_payment_date > previous.last_payment_date
+    )
+    overdue_down = snap.overdue_amount < previous.overdue_amount
+    if not (newer_payment or overdue_down):
+        return None
+    amount = snap.last_payment_amount if newer_payment and snap.last_payment_amount else None
+    if amount is None:
+        amount = max(previous.overdue_amount - snap.overdue_amount, Decimal(0))
+    return p.PaymentReceived(
+        account_id=snap.account_id,
+        as_of=snap.as_of,
+        amount=amount,
+        currency=snap.currency,
+        overdue_amount_after=snap.overdue_amount,
+        paid_on=snap.last_payment_date if newer_payment else None,
+    )
+
+
+def _flags_changed(
+    snap: AccountSnapshot, old: p.CustomerFlags, new: p.CustomerFlags
+) -> p.CustomerFlagsChanged:
+    changed = sorted(k for k, v in new.model_dump().items() if old.model_dump()[k] != v)
+    return p.CustomerFlagsChanged(
+        account_id=snap.account_id,
+        customer_id=snap.customer_id,
+        flags=new,
+        changed=changed,
+        reason="core banking snapshot",
+    )

@@ -1,0 +1,231 @@
+"""The one consumer runner: batches, inbox dedupe, retries, dead letters, manual commits.
+
+Per partition batch: one transaction holds every handler's effect, the outbox rows those
+effects cause and the inbox rows; offsets are committed only after it commits. A message
+that cannot be processed goes (original bytes + error headers) to the group's dead-letter
+topic through the same outbox, and the partition keeps flowing. Transient failures retry
+the batch with backoff; when retries run out the batch is re-read later, never skipped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka.errors import CommitFailedError, IllegalStateError
+
+from shared.events import Envelope, EventDecodeError, decode
+from shared.events.topics import dead_letter_topic
+from shared.outbox import enqueue_raw
+from shared.retry import is_transient, transient_retry
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[asyncpg.Connection, Envelope], Awaitable[None]]
+
+
+class PermanentError(Exception):
+    """A handler's verdict that this event can never be applied (goes to the DLQ).
+
+    Its message must name fields and reasons only, never personal data.
+    """
+
+
+@dataclass
+class ConsumerStats:
+    processed: int = 0
+    duplicates: int = 0
+    skipped: int = 0
+    dead_lettered: int = 0
+    batches: int = 0
+    last_batch_at: float = 0.0
+
+
+class ConsumerRunner:
+    def __init__(
+        self,
+        *,
+        group_id: str,
+        topics: Sequence[str],
+        handlers: Mapping[str, Handler],
+        pool: Any,
+        bootstrap_servers: str,
+        batch_size: int = 500,
+        poll_timeout_ms: int = 200,
+        retry_attempts: int = 5,
+    ) -> None:
+        self.group_id = group_id
+        self.topics = list(topics)
+        self._handlers = dict(handlers)
+        self._pool = pool
+        self._batch_size = batch_size
+        self._poll_timeout_ms = poll_timeout_ms
+        self._retry_attempts = retry_attempts
+        self._dlq_topic = dead_letter_topic(group_id)
+        self._stopping = asyncio.Event()
+        self.stats = ConsumerStats()
+        self.consumer = AIOKafkaConsumer(
+            *self.topics,
+            bootstrap_servers=bootstrap_servers,
+            group_id=group_id,
+            client_id=group_id,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            max_poll_records=batch_size,
+        )
+
+    async def start(self) -> None:
+        await self.consumer.start()
+
+    def stop(self) -> None:
+        """Ask the loop to finish its current batch, commit, and leave the group."""
+        self._stopping.set()
+
+    async def run(self) -> None:
+        try:
+            while not self._stopping.is_set():
+                batch = await self.consumer.getmany(
+                    timeout_ms=self._poll_timeout_ms, max_records=self._batch_size
+                )
+                if batch:
+                    await self._process_batch(batch)
+        finally:
+            with contextlib.suppress(Exception):
+                await self.consumer.stop()
+
+    async def wait_for_assignment(self, timeout_s: float = 60.0) -> set[TopicPartition]:
+        deadline = time.monotonic() + timeout_s
+        while not self.consumer.assignment():
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{self.group_id}: no partitions assigned")
+            await asyncio.sleep(0.1)
+        return set(self.consumer.assignment())
+
+    async def _process_batch(self, batch: Mapping[TopicPartition, list[ConsumerRecord]]) -> None:
+        for tp, records in batch.items():
+            try:
+                async for attempt in transient_retry(self._retry_attempts):
+                    with attempt:
+                        await self._apply(tp, records)
+            except Exception as exc:
+                # Retries exhausted (or a bug): re-read from the first record later.
+                log.error(
+                    "batch failed, will re-read",
+                    extra={
+                        "group": self.group_id,
+                        "topic": tp.topic,
+                        "partition": tp.partition,
+                        "offset": records[0].offset,
+                        "error": type(exc).__name__,
+                    },
+                )
+                self._rewind(batch, tp)
+                await asyncio.sleep(1.0)
+                return
+            await self._commit(tp, records[-1].offset + 1)
+        self.stats.batches += 1
+        self.stats.last_batch_at = time.time()
+
+    def _rewind(self, batch: Mapping[TopicPartition, list[ConsumerRecord]], failed: TopicPartition) -> None:
+        started = False
+        for tp, records in batch.items():
+            started = started or tp == failed
+            if started:
+                with contextlib.suppress(IllegalStateError):
+                    self.consumer.seek(tp, records[0].offset)
+
+    async def _commit(self, tp: TopicPartition, offset: int) -> None:
+        try:
+            await self.consumer.commit({tp: offset})
+        except (CommitFailedError, IllegalStateError) as exc:
+            # Partition moved to another member mid-batch: it re-reads, the inbox dedupes.
+            log.warning(
+                "commit refused after rebalance", extra={"group": self.group_id, "error": type(exc).__name__}
+            )
+
+    async def _apply(self, tp: TopicPartition, records: list[ConsumerRecord]) -> None:
+        counts = ConsumerStats()
+        async with self._pool.acquire() as conn, conn.transaction():
+            for record in records:
+                await self._apply_one(conn, record, counts)
+        self.stats.processed += counts.processed
+        self.stats.duplicates += counts.duplicates
+        self.stats.skipped += counts.skipped
+        self.stats.dead_lettered += counts.dead_lettered
+
+    async def _apply_one(
+        self, conn: asyncpg.Connection, record: ConsumerRecord, counts: ConsumerStats
+    ) -> None:
+        event_type = _header(record, "ce_type")
+        if event_type is not None and event_type not in self._handlers:
+            counts.skipped += 1
+            return
+        try:
+            event = decode(record.value, record.headers)
+        except EventDecodeError as exc:
+            await self._dead_letter(conn, record, "EventDecodeError", str(exc))
+            counts.dead_lettered += 1
+            return
+        first_time = await conn.fetchval(
+            'INSERT INTO inbox (consumer, event_id, topic, partition, "offset")'
+            " VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING RETURNING true",
+            self.group_id,
+            event.id,
+            record.topic,
+            record.partition,
+            record.offset,
+        )
+        if not first_time:
+            counts.duplicates += 1
+            return
+        try:
+            async with conn.transaction():
+                await self._handlers[event.type](conn, event)
+        except Exception as exc:
+            if is_transient(exc):
+                raise
+            reason = str(exc) if isinstance(exc, PermanentError) else "unexpected handler error"
+            log.error(
+                "event dead-lettered",
+                extra={
+                    "group": self.group_id,
+                    "event_id": str(event.id),
+                    "type": event.type,
+                    "error": type(exc).__name__,
+                },
+                exc_info=not isinstance(exc, PermanentError),
+            )
+            await self._dead_letter(conn, record, type(exc).__name__, reason)
+            counts.dead_lettered += 1
+            return
+        counts.processed += 1
+
+    async def _dead_letter(
+        self, conn: asyncpg.Connection, record: ConsumerRecord, error: str, reason: str
+    ) -> None:
+        error_headers = [
+            ("dlq_error_class", error.encode()),
+            ("dlq_error_reason", reason[:1000].encode()),
+            ("dlq_original_topic", record.topic.encode()),
+            ("dlq_original_partition", str(record.partition).encode()),
+            ("dlq_original_offset", str(record.offset).encode()),
+            ("dlq_consumer_group", self.group_id.encode()),
+            ("dlq_failed_at", datetime.now(UTC).isoformat().encode()),
+        ]
+        original = [(k, v) for k, v in record.headers or () if not k.startswith("dlq_")]
+        await enqueue_raw(conn, self._dlq_topic, record.key, record.value or b"", [*original, *error_headers])
+
+
+def _header(record: ConsumerRecord, name: str) -> str | None:
+    for key, value in record.headers or ():
+        if key == name:
+            return bytes(value).decode("utf-8", "replace")
+    return None
