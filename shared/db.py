@@ -57,7 +57,9 @@ async def migrate(conn: asyncpg.Connection, schema: str, service_dir: Path) -> l
             " name text PRIMARY KEY, checksum text NOT NULL,"
             " applied_at timestamptz NOT NULL DEFAULT now())"
         )
-        applied = dict(await conn.fetch("SELECT name, checksum FROM schema_migrations"))
+        applied: dict[str, str] = {
+            r["name"]: r["checksum"] for r in await conn.fetch("SELECT name, checksum FROM schema_migrations")
+        }
         for path in _migration_files(service_dir):
             sql = path.read_text()
             checksum = hashlib.sha256(sql.encode()).hexdigest()

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -148,7 +148,7 @@ def runtime_of(app: FastAPI) -> Runtime:
     return runtime
 
 
-BackgroundFactory = Callable[[Runtime], Awaitable[None]]
+BackgroundFactory = Callable[[Runtime], Coroutine[Any, Any, None]]
 
 
 def create_service_app(

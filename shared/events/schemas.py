@@ -61,7 +61,7 @@ def _compare(old: Schema, new: Schema, old_defs: Schema, new_defs: Schema, path:
             for i, (old_alt, new_alt) in enumerate(zip(old_alts, new_alts, strict=False)):
                 problems += _compare(old_alt, new_alt, old_defs, new_defs, f"{path}[{i}]")
             return problems
-    if "enum" in old and not set(old["enum"]) <= set(new.get("enum", old["enum"])):
+    if "enum" in old and not set(old["enum"]) <= set(new.get("enum") or old["enum"]):
         problems.append(f"{path}: enum narrowed")
     if "const" in old and old["const"] != new.get("const"):
         problems.append(f"{path}: const changed")
