@@ -14,7 +14,9 @@ class TcpProxy:
         self._writers: set[asyncio.StreamWriter] = set()
 
     async def start(self) -> None:
-        self._server = await asyncio.start_server(self._serve, "127.0.0.1", self.listen_port, reuse_address=True)
+        self._server = await asyncio.start_server(
+            self._serve, "127.0.0.1", self.listen_port, reuse_address=True
+        )
 
     async def cut(self) -> None:
         """Stop listening and drop every open connection."""

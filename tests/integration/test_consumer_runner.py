@@ -40,7 +40,13 @@ async def harness(schema_pool, kafka_bootstrap, uid):
 
 class Harness:
     def __init__(self, pool, bootstrap, topic, group, producer) -> None:
-        self.pool, self.bootstrap, self.topic, self.group, self.producer = pool, bootstrap, topic, group, producer
+        self.pool, self.bootstrap, self.topic, self.group, self.producer = (
+            pool,
+            bootstrap,
+            topic,
+            group,
+            producer,
+        )
         self.running = []
         self.failures_left = 0
 
@@ -50,12 +56,18 @@ class Harness:
         if self.failures_left > 0:
             self.failures_left -= 1
             raise ConnectionResetError("database went away")
-        await conn.execute("INSERT INTO effects (event_id, reason) VALUES ($1, $2)", event.id, event.data.reason)
+        await conn.execute(
+            "INSERT INTO effects (event_id, reason) VALUES ($1, $2)", event.id, event.data.reason
+        )
 
     async def start(self) -> ConsumerRunner:
         runner = ConsumerRunner(
-            group_id=self.group, topics=[self.topic], handlers={"revisit.requested": self.record},
-            pool=self.pool, bootstrap_servers=self.bootstrap, retry_attempts=5,
+            group_id=self.group,
+            topics=[self.topic],
+            handlers={"revisit.requested": self.record},
+            pool=self.pool,
+            bootstrap_servers=self.bootstrap,
+            retry_attempts=5,
         )
         await runner.start()
         self.running.append((runner, asyncio.create_task(runner.run())))
@@ -64,7 +76,9 @@ class Harness:
 
     async def send(self, event: Envelope, value: bytes | None = None, headers=None) -> None:
         await self.producer.send_and_wait(
-            self.topic, value=value if value is not None else event.value(), key=event.key,
+            self.topic,
+            value=value if value is not None else event.value(),
+            key=event.key,
             headers=headers if headers is not None else event.headers(),
         )
 

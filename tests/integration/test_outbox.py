@@ -42,7 +42,7 @@ async def test_committed_events_are_published_in_order_and_rolled_back_ones_neve
                 async with conn.transaction():
                     await enqueue(conn, _revisit(account, 99))
                     raise RuntimeError("rolled back")
-        mine = lambda recs: [r for r in recs if r.key == account.encode()]  # noqa: E731
+        mine = lambda recs: [r for r in recs if r.key == account.encode()]
         records = await read_topic(kafka_bootstrap, "collections.followups.v1", lambda r: len(mine(r)) >= 7)
         reasons = [decode(r.value, r.headers).data.reason for r in mine(records)]
         assert reasons == [f"r{n}" for n in range(7)]
@@ -54,7 +54,9 @@ async def test_committed_events_are_published_in_order_and_rolled_back_ones_neve
         await producer.stop()
 
 
-async def test_a_row_written_while_the_broker_is_down_is_published_once_it_is_back(schema_pool, tmp_path) -> None:
+async def test_a_row_written_while_the_broker_is_down_is_published_once_it_is_back(
+    schema_pool, tmp_path
+) -> None:
     proxy = TcpProxy(devstack.free_port(), devstack.free_port())
     broker = devstack.start_dev_broker(proxy.target_port, tmp_path, advertised_port=proxy.listen_port)
     await proxy.start()
@@ -91,7 +93,9 @@ async def test_a_row_written_while_the_broker_is_down_is_published_once_it_is_ba
 
 async def test_only_one_relay_publishes_a_schema(schema_pool, kafka_bootstrap) -> None:
     producer = await _producer(kafka_bootstrap)
-    relays = [OutboxRelay(schema_pool.pool, schema_pool.schema, producer, safety_poll_s=0.5) for _ in range(2)]
+    relays = [
+        OutboxRelay(schema_pool.pool, schema_pool.schema, producer, safety_poll_s=0.5) for _ in range(2)
+    ]
     tasks = [asyncio.create_task(r.run()) for r in relays]
     try:
         await eventually(lambda: _true(any(r.is_leader for r in relays)))

@@ -33,8 +33,15 @@ def test_a_valid_token_names_subject_role_and_team(keypair, verifier) -> None:
 def test_alg_none_is_refused(verifier) -> None:
     header = base64.urlsafe_b64encode(json.dumps({"alg": "none", "typ": "JWT"}).encode()).rstrip(b"=")
     body = base64.urlsafe_b64encode(
-        json.dumps({"sub": "AG-1", "role": "agent", "aud": "fieldcollect", "iss": "fieldcollect-dev",
-                    "exp": 4102444800}).encode()
+        json.dumps(
+            {
+                "sub": "AG-1",
+                "role": "agent",
+                "aud": "fieldcollect",
+                "iss": "fieldcollect-dev",
+                "exp": 4102444800,
+            }
+        ).encode()
     ).rstrip(b"=")
     with pytest.raises(jwt.InvalidTokenError):
         verifier.verify(f"{header.decode()}.{body.decode()}.")
@@ -61,7 +68,13 @@ def test_tampered_token_is_refused(keypair, verifier) -> None:
 
 def test_hmac_signed_with_the_public_key_is_refused(keypair, verifier) -> None:
     forged = jwt.encode(
-        {"sub": "AG-1", "role": "supervisor", "aud": "fieldcollect", "iss": "fieldcollect-dev", "exp": 4102444800},
+        {
+            "sub": "AG-1",
+            "role": "supervisor",
+            "aud": "fieldcollect",
+            "iss": "fieldcollect-dev",
+            "exp": 4102444800,
+        },
         "not-the-key",
         algorithm="HS256",
     )

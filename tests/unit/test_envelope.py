@@ -44,7 +44,10 @@ def test_caused_event_keeps_trace_and_correlation() -> None:
     [
         (lambda v, h: (v, [x for x in h if x[0] != "ce_id"]), "missing header ce_id"),
         (lambda v, h: (b"{not json", h), "Invalid JSON"),
-        (lambda v, h: (v, [(k, b"no.such.type" if k == "ce_type" else x) for k, x in h]), "unknown event type"),
+        (
+            lambda v, h: (v, [(k, b"no.such.type" if k == "ce_type" else x) for k, x in h]),
+            "unknown event type",
+        ),
         (lambda v, h: (v, [(k, b"sms.sent" if k == "ce_type" else x) for k, x in h]), "does not match"),
         (lambda v, h: (v, [(k, b"0.3" if k == "ce_specversion" else x) for k, x in h]), "specversion"),
     ],
@@ -59,7 +62,10 @@ def test_poison_records_are_refused_with_a_reason(mutate, reason) -> None:
 def test_validation_errors_name_fields_not_values() -> None:
     event = Envelope(
         data=p.PaymentReceived(
-            account_id="LN-1", as_of=date(2026, 1, 1), amount=Decimal("1"), currency="CNY",
+            account_id="LN-1",
+            as_of=date(2026, 1, 1),
+            amount=Decimal("1"),
+            currency="CNY",
             overdue_amount_after=Decimal("0"),
         ),
         source="/t",

@@ -15,9 +15,16 @@ DAY = date(2026, 11, 1)
 
 def snap(**overrides) -> AccountSnapshot:
     row = {
-        "account_id": "LN-1", "customer_id": "C-1", "product": "cash_loan", "currency": "CNY",
-        "as_of": DAY.isoformat(), "principal": "10000", "outstanding": "8000", "overdue_amount": "1000",
-        "days_past_due": 10, "address": {"line1": "1 Rd", "city": "Shenzhen", "lat": 22.5, "lon": 114.0},
+        "account_id": "LN-1",
+        "customer_id": "C-1",
+        "product": "cash_loan",
+        "currency": "CNY",
+        "as_of": DAY.isoformat(),
+        "principal": "10000",
+        "outstanding": "8000",
+        "overdue_amount": "1000",
+        "days_past_due": 10,
+        "address": {"line1": "1 Rd", "city": "Shenzhen", "lat": 22.5, "lon": 114.0},
     }
     row.update(overrides)
     return AccountSnapshot.model_validate(row)
