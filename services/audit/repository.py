@@ -20,6 +20,7 @@ async def append(conn: asyncpg.Connection, entries: list[AuditEntry]) -> int:
     """Append in the caller's transaction; the head row lock keeps one chain across replicas.
     An event already audited (redelivery) is skipped: the unique event id decides."""
     head = await conn.fetchrow("SELECT last_seq, last_hash FROM audit_head WHERE id = 1 FOR UPDATE")
+    assert head is not None, "migration 0001 seeds the head row"
     seq, prev = head["last_seq"], head["last_hash"]
     appended = 0
     for entry in entries:

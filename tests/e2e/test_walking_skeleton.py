@@ -40,6 +40,9 @@ async def test_batch_to_sms_through_every_service(stack, kafka_bootstrap) -> Non
     run = uuid.uuid4().hex[:6].upper()
     agent_id = f"AG-{run}"
     rows = snapshots(count=2, prefix=f"E2E{run}")
+    for row in rows:  # late and material: the contact strategy sends these to the door
+        row.update(days_past_due=75, outstanding="9000.00", overdue_amount="2500.00")
+        row["flags"] = {}
     accounts = [r["account_id"] for r in rows]
     phone = rows[0]["customer"]["phone"]
     supervisor = {"Authorization": f"Bearer {stack.token('sup-e2e', 'supervisor')}"}
