@@ -177,10 +177,18 @@ def _job(
         id=_job_id(row),
         location=r.Location(lat=row["lat"], lon=row["lon"]),
         service_s=options.visit_minutes * 60,
-        windows=[(_seconds(start, epoch), _seconds(end, epoch)) for start, end in windows],
+        windows=_service_start_windows(windows, epoch, options.visit_minutes * 60),
         priority=100 if pin else _priority(row["priority_score"]),
         skills=frozenset(skills),
     )
+
+
+def _service_start_windows(
+    windows: list[tuple[datetime, datetime]], epoch: datetime, service_s: int
+) -> list[tuple[int, int]]:
+    """The solver's windows bound the start of service: the whole visit must fit the lawful time."""
+    starts = [(_seconds(start, epoch), _seconds(end, epoch) - service_s) for start, end in windows]
+    return [(start, latest) for start, latest in starts if latest >= start]
 
 
 def _priority(score: float) -> int:
