@@ -140,13 +140,78 @@ UNREACHABLE = "cannot be reached within its window from any qualified agent's sh
 NO_CAPACITY = "no capacity left: higher-priority visits filled the agents' days"
 
 
+GROUP_VEHICLES = 8  # agents per sub-problem when a city day is too big for one matrix
+DECOMPOSE_ABOVE = 1500  # jobs
+
+
 def solve(
     problem: RoutingProblem, solver: str = "vroom", time_limit_s: float = 10.0, exploration_level: int = 5,
     threads: int = 2,
 ) -> Solution:  # fmt: skip
-    """Route the jobs that can be routed; explain the others."""
+    """Route the jobs that can be routed; explain the others.
+
+    A city-sized day is decomposed: agents are grouped by where they start (k-means), each
+    job goes to the group of its nearest qualified agent, each group keeps at most twice its
+    capacity of jobs by priority, and the groups are solved one after another within the
+    time budget. Jobs cut at that step are reported as lost to capacity.
+    """
     if solver != "vroom":
         raise ValueError(f"unknown solver {solver!r}")
+    if len(problem.jobs) > DECOMPOSE_ABOVE and len(problem.vehicles) > GROUP_VEHICLES:
+        return _solve_decomposed(problem, time_limit_s, exploration_level, threads)
+    return _solve_whole(problem, time_limit_s, exploration_level, threads)
+
+
+def _solve_decomposed(
+    problem: RoutingProblem, time_limit_s: float, exploration_level: int, threads: int
+) -> Solution:
+    groups = _vehicle_groups(problem.vehicles)
+    starts = np.array([[v.start.lat, v.start.lon] for v in problem.vehicles])
+    group_of_vehicle = {id(v): g for g, members in enumerate(groups) for v in members}
+    buckets: list[list[Job]] = [[] for _ in groups]
+    unassigned: list[Unassigned] = []
+    for job in problem.jobs:
+        qualified = [k for k, v in enumerate(problem.vehicles) if job.skills <= v.skills]
+        if not qualified:
+            unassigned.append(Unassigned(job.id, NO_WINDOW if not job.windows else NO_SKILL))
+            continue
+        here = np.array([job.location.lat, job.location.lon])
+        nearest = min(qualified, key=lambda k: float(np.sum((starts[k] - here) ** 2)))
+        buckets[group_of_vehicle[id(problem.vehicles[nearest])]].append(job)
+    routes: list[Route] = []
+    budget = time_limit_s / max(len(groups), 1)
+    for members, jobs in zip(groups, buckets, strict=True):
+        capacity = sum(v.max_jobs or len(jobs) for v in members)
+        ranked = sorted(jobs, key=lambda j: -j.priority)
+        kept, cut = ranked[: 2 * capacity], ranked[2 * capacity :]
+        unassigned += [Unassigned(j.id, NO_CAPACITY) for j in cut]
+        if not kept:
+            continue
+        # Many small sub-problems share the budget: a lighter search level keeps each one short.
+        part = _solve_whole(
+            RoutingProblem(members, kept, problem.travel), budget, min(exploration_level, 3), threads
+        )
+        routes += part.routes
+        unassigned += part.unassigned
+    return Solution(routes, unassigned)
+
+
+def _vehicle_groups(vehicles: Sequence[Vehicle]) -> list[list[Vehicle]]:
+    """Agents grouped by start location (a few rounds of k-means, deterministic seeds)."""
+    k = max(1, round(len(vehicles) / GROUP_VEHICLES))
+    points = np.array([[v.start.lat, v.start.lon] for v in vehicles])
+    centres = points[np.linspace(0, len(points) - 1, k).astype(int)]
+    for _ in range(10):
+        labels = np.argmin(((points[:, None, :] - centres[None, :, :]) ** 2).sum(axis=2), axis=1)
+        centres = np.array([points[labels == g].mean(axis=0) if np.any(labels == g) else centres[g]
+                            for g in range(k)])  # fmt: skip
+    return [[v for v, label in zip(vehicles, labels, strict=True) if label == g] for g in range(k)
+            if np.any(labels == g)]  # fmt: skip
+
+
+def _solve_whole(
+    problem: RoutingProblem, time_limit_s: float, exploration_level: int, threads: int
+) -> Solution:
     points = [*(v.start for v in problem.vehicles), *(v.end or v.start for v in problem.vehicles),
               *(j.location for j in problem.jobs)]  # fmt: skip
     seconds, metres = problem.travel.matrices(points)

@@ -98,7 +98,12 @@ def _check_visit(agent, visit, case, plan_date, catalog) -> list[str]:
 
 
 def _has_break(gaps, shift_start, shift_end, minutes) -> bool:
+    """A free stretch of the break's length that starts within two hours of mid-shift."""
     middle = shift_start + (shift_end - shift_start) / 2
-    window = (middle - timedelta(hours=2), middle + timedelta(hours=2))
+    earliest, latest = middle - timedelta(hours=2), middle + timedelta(hours=2)
     need = timedelta(minutes=minutes)
-    return any(min(end, window[1]) - max(start, window[0]) >= need for start, end in gaps)
+    for start, end in gaps:
+        begin = max(start, earliest)
+        if begin <= latest and begin + need <= end + timedelta(seconds=2):
+            return True
+    return False
