@@ -9,8 +9,8 @@ PY := $(VENV)/bin/python
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: install run test lint fmt typecheck schemas migrate clean \
-        bench-compliance bench-planner bench-intake bench-visits bench-followup
+.PHONY: install run test test-noida lint fmt typecheck schemas migrate clean \
+        bench-compliance bench-planner bench-intake bench-visits bench-followup bench-scale
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -29,6 +29,10 @@ run: install
 ## make test: formatting, lint, types, then every test (unit, integration, end to end)
 test: install lint typecheck
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+## make test-noida: the integration suite against noida-db (idempotent producer, disk persistence)
+test-noida: install
+	$(PY) -m deploy.noida -- $(PY) -m pytest tests/integration -m "not multi_member" $(PYTEST_ARGS)
 
 lint:
 	$(VENV)/bin/ruff format --check .
@@ -62,6 +66,9 @@ bench-visits: install
 
 bench-followup: install
 	$(PY) tests/benchmarks/bench_followup.py
+
+bench-scale: install
+	$(PY) tests/benchmarks/bench_scale.py
 
 clean:
 	rm -rf $(VENV) $(TOOLS) .devstack .pytest_cache .ruff_cache .mypy_cache

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import signal
 import socket
@@ -28,7 +29,8 @@ from shared.kafka import ensure_topics
 
 ROOT = Path(__file__).resolve().parents[1]
 STATE_DIR = ROOT / ".devstack"
-SERVICES = {"intake": 8001, "planner": 8002, "visits": 8003, "followup": 8004}
+SERVICES = {"intake": 8001, "planner": 8002, "visits": 8003, "followup": 8004, "audit": 8006}
+CONSOLE = {"ops": 8005}  # the ops console: reads the topics and the services' /metrics
 SANDBOX_PORT = 8090
 SANDBOX_KEY = "sandbox-dev-key"  # the local sandbox's own key; production sets its own secret
 
@@ -150,6 +152,61 @@ def start_dev_broker(
     return Broker(f"127.0.0.1:{advertised_port or port}", process)
 
 
+def noida_binary() -> str:
+    """The noida-db binary: NOIDA_DB_BIN if set, else the one the `noida-db` wheel ships.
+
+    The wheel's console script is a Python wrapper that does not forward signals to the
+    binary, so the binary itself is started (and stopped) directly.
+    """
+    if os.environ.get("NOIDA_DB_BIN"):
+        return os.environ["NOIDA_DB_BIN"]
+    from importlib.resources import files
+
+    binary = Path(str(files("noida_db").joinpath("noida-db")))  # dev-only wheel
+    if not os.access(binary, os.X_OK):
+        binary.chmod(0o755)
+    return str(binary)
+
+
+def start_noida_broker(
+    data_dir: Path, port: int | None = None, log_dir: Path = STATE_DIR, startup_timeout_s: float = 30
+) -> Broker:
+    """Start noida-db's Kafka service alone on loopback, persisting to `data_dir`.
+
+    A second Kafka-compatible broker with an idempotent producer, transactions and disk
+    persistence, for running the suite on something other than the development broker.
+    Only its Kafka listener is enabled; returns when it accepts connections.
+    """
+    port = port or free_port()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    log_dir.mkdir(parents=True, exist_ok=True)
+    log = (log_dir / f"noida-{port}.log").open("ab")
+    process = subprocess.Popen(
+        [
+            noida_binary(),
+            "start",
+            "--only",
+            "kafka",
+            "--host",
+            "127.0.0.1",
+            "--kafka-port",
+            str(port),
+            "--data-dir",
+            str(data_dir),
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        cwd=data_dir,
+    )
+    deadline = time.monotonic() + startup_timeout_s
+    while not port_open("127.0.0.1", port):
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            raise RuntimeError(f"noida-db did not start; see {log.name}")
+        time.sleep(0.1)
+    return Broker(f"127.0.0.1:{port}", process)
+
+
 def broker() -> Broker:
     """KAFKA_BOOTSTRAP_SERVERS if set, else a development broker started here."""
     if os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
@@ -191,11 +248,14 @@ class Stack:
     def token(self, subject: str, role: str, team: str | None = None) -> str:
         return issue_token(self.private_key, subject, role, "fieldcollect", "fieldcollect-dev", team)
 
-    def start(self, name: str, module: str, port: int, log_dir: Path) -> None:
+    def start(
+        self, name: str, module: str, port: int, log_dir: Path, extra_env: dict[str, str] | None = None
+    ) -> None:
         self.ports[name] = port
         log = (log_dir / f"{name}.log").open("ab")
+        env = {**self.env(port), **(extra_env or {})}
         self.processes[name] = subprocess.Popen(
-            [sys.executable, "-m", module], env=self.env(port), stdout=log, stderr=subprocess.STDOUT, cwd=ROOT
+            [sys.executable, "-m", module], env=env, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT
         )
 
     def stop(self, timeout: float = 30) -> None:
@@ -215,12 +275,15 @@ def start_stack(
 ) -> Stack:
     private_path, public_path = generate_keypair(STATE_DIR / "keys")
     stack = Stack(database_url, bootstrap, private_path.read_text(), public_path)
-    ports = ports or {**SERVICES, "sms_sandbox": SANDBOX_PORT}
+    ports = ports or {**SERVICES, **CONSOLE, "sms_sandbox": SANDBOX_PORT}
     log_dir.mkdir(parents=True, exist_ok=True)
     stack.ports["sms_sandbox"] = ports["sms_sandbox"]
     stack.start("sms_sandbox", "services.followup.sms_sandbox", ports["sms_sandbox"], log_dir)
     for name in SERVICES:
         stack.start(name, f"services.{name}", ports[name], log_dir)
+    if "ops" in ports:
+        targets = json.dumps({name: stack.url(name) for name in SERVICES})
+        stack.start("ops", "services.ops", ports["ops"], log_dir, {"OPS_SCRAPE_TARGETS": targets})
     return stack
 
 
@@ -274,6 +337,11 @@ def _banner(stack: Stack, kafka: Broker, summary: dict[str, object]) -> str:
         "Fieldcollect is running.",
         f"  broker      {kafka.bootstrap}" + ("  (dev broker, memory only)" if kafka.process else ""),
         *(f"  {name:<11} {stack.url(name)}/docs" for name in SERVICES),
+        *(
+            f"  ops console {stack.url(name)}/  (sign in with the ops token)"
+            for name in CONSOLE
+            if name in stack.ports
+        ),
         f"  sms sandbox {stack.url('sms_sandbox')}/v1/messages (bearer {SANDBOX_KEY})",
         f"  demo        {summary}",
         "  logs        .devstack/logs/",

@@ -10,6 +10,7 @@ the batch with backoff; when retries run out the batch is re-read later, never s
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 import time
@@ -24,12 +25,23 @@ from aiokafka.errors import CommitFailedError, IllegalStateError
 
 from shared.events import Envelope, EventDecodeError, decode
 from shared.events.topics import dead_letter_topic
+from shared.logging import log_context, span
+from shared.metrics import (
+    CONSUMER_BATCH_FAILURES,
+    CONSUMER_BATCH_SECONDS,
+    EVENT_HANDLER_SECONDS,
+    event_type_label,
+    observe_consumed,
+    observe_event_age,
+)
 from shared.outbox import enqueue_raw
 from shared.retry import is_transient, transient_retry
 
 log = logging.getLogger(__name__)
 
 Handler = Callable[[asyncpg.Connection, Envelope], Awaitable[None]]
+# (event type label, outcome, error class) -> records, counted once the batch commits.
+Tally = collections.Counter[tuple[str, str, str]]
 
 
 class PermanentError(Exception):
@@ -111,12 +123,14 @@ class ConsumerRunner:
 
     async def _process_batch(self, batch: Mapping[TopicPartition, list[ConsumerRecord]]) -> None:
         for tp, records in batch.items():
+            started = time.perf_counter()
             try:
                 async for attempt in transient_retry(self._retry_attempts):
                     with attempt:
                         await self._apply(tp, records)
             except Exception as exc:
                 # Retries exhausted (or a bug): re-read from the first record later.
+                CONSUMER_BATCH_FAILURES.labels(self.group_id, tp.topic, type(exc).__name__).inc()
                 log.error(
                     "batch failed, will re-read",
                     extra={
@@ -131,6 +145,7 @@ class ConsumerRunner:
                 await asyncio.sleep(1.0)
                 return
             await self._commit(tp, records[-1].offset + 1)
+            CONSUMER_BATCH_SECONDS.labels(self.group_id).observe(time.perf_counter() - started)
         self.stats.batches += 1
         self.stats.last_batch_at = time.time()
 
@@ -153,41 +168,76 @@ class ConsumerRunner:
 
     async def _apply(self, tp: TopicPartition, records: list[ConsumerRecord]) -> None:
         counts = ConsumerStats()
+        tally: Tally = collections.Counter()
         async with self._pool.acquire() as conn, conn.transaction():
             for record in records:
-                await self._apply_one(conn, record, counts)
+                await self._apply_one(conn, record, counts, tally)
+        observe_consumed(self.group_id, tp.topic, tally)
+        for record in records:
+            observe_event_age(self.group_id, record.topic, record.timestamp)
         self.stats.processed += counts.processed
         self.stats.duplicates += counts.duplicates
         self.stats.skipped += counts.skipped
         self.stats.dead_lettered += counts.dead_lettered
 
     async def _apply_one(
-        self, conn: asyncpg.Connection, record: ConsumerRecord, counts: ConsumerStats
+        self, conn: asyncpg.Connection, record: ConsumerRecord, counts: ConsumerStats, tally: Tally
     ) -> None:
         event_type = _header(record, "ce_type")
+        label = event_type_label(event_type)
         if event_type is not None and event_type not in self._handlers:
             counts.skipped += 1
+            tally[label, "skipped", ""] += 1
             return
         try:
             event = decode(record.value, record.headers)
         except EventDecodeError as exc:
+            log.warning(
+                "undecodable record dead-lettered",
+                extra={"group": self.group_id, "topic": record.topic, "offset": record.offset, "type": label},
+            )
             await self._dead_letter(conn, record, "EventDecodeError", str(exc))
             counts.dead_lettered += 1
+            tally[label, "dead_lettered", "EventDecodeError"] += 1
             return
-        first_time = await conn.fetchval(
-            'INSERT INTO inbox (consumer, event_id, topic, partition, "offset")'
-            " VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING RETURNING true",
-            self.group_id,
-            event.id,
-            record.topic,
-            record.partition,
-            record.offset,
-        )
-        if not first_time:
+        with (
+            log_context(event_id=str(event.id), correlation_id=event.correlation_id or str(event.id)),
+            span(f"consume {event.type}", event.traceparent, group=self.group_id, topic=record.topic) as sp,
+        ):
+            outcome, error = await self._handle(conn, record, event)
+            sp.attributes.update(partition=record.partition, offset=record.offset, outcome=outcome)
+            if outcome == "dead_lettered":
+                sp.status = "error"
+        if outcome == "processed":
+            counts.processed += 1
+        elif outcome == "duplicate":
             counts.duplicates += 1
-            return
+        else:
+            counts.dead_lettered += 1
+        tally[(label, outcome, error)] += 1
+
+    async def _handle(
+        self, conn: asyncpg.Connection, record: ConsumerRecord, event: Envelope
+    ) -> tuple[str, str]:
+        """Apply one decoded event; returns (outcome, error class).
+
+        The inbox row shares the handler's savepoint: a dead-lettered event is not
+        "applied", so replaying it from the DLQ runs the handler again.
+        """
+        started = time.perf_counter()
         try:
             async with conn.transaction():
+                first_time = await conn.fetchval(
+                    'INSERT INTO inbox (consumer, event_id, topic, partition, "offset")'
+                    " VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING RETURNING true",
+                    self.group_id,
+                    event.id,
+                    record.topic,
+                    record.partition,
+                    record.offset,
+                )
+                if not first_time:
+                    return "duplicate", ""
                 await self._handlers[event.type](conn, event)
         except Exception as exc:
             if is_transient(exc):
@@ -204,9 +254,10 @@ class ConsumerRunner:
                 exc_info=not isinstance(exc, PermanentError),
             )
             await self._dead_letter(conn, record, type(exc).__name__, reason)
-            counts.dead_lettered += 1
-            return
-        counts.processed += 1
+            return "dead_lettered", type(exc).__name__
+        finally:
+            EVENT_HANDLER_SECONDS.labels(self.group_id, event.type).observe(time.perf_counter() - started)
+        return "processed", ""
 
     async def _dead_letter(
         self, conn: asyncpg.Connection, record: ConsumerRecord, error: str, reason: str

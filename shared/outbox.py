@@ -9,28 +9,44 @@ acknowledged (acks=all). A broker outage rolls the claim back and retries with b
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
+import time
 from collections.abc import Sequence
 from typing import Any
 
 import asyncpg
 from aiokafka import AIOKafkaProducer
+from aiokafka.partitioner import DefaultPartitioner
 
 from shared.events import Envelope
+from shared.metrics import (
+    OUTBOX_BACKLOG,
+    OUTBOX_OLDEST_AGE,
+    OUTBOX_PUBLISH_SECONDS,
+    OUTBOX_RELAY_ERRORS,
+    OUTBOX_RELAY_LEADER,
+    observe_produced,
+)
 from shared.retry import is_transient
 
 log = logging.getLogger(__name__)
+_PARTITIONER = DefaultPartitioner()
 
 _INSERT = "INSERT INTO outbox (topic, key, value, header_keys, header_values) VALUES ($1, $2, $3, $4, $5)"
+_COLUMNS = ["topic", "key", "value", "header_keys", "header_values"]
+# From this many events on, COPY: one statement (one NOTIFY) instead of one per event.
+_COPY_FROM = 50
 
 
 async def enqueue(conn: asyncpg.Connection, *events: Envelope) -> None:
-    """Stage events for publication in the caller's transaction."""
-    await conn.executemany(
-        _INSERT,
-        [(e.topic, e.key, e.value(), *_split_headers(e.headers())) for e in events],
-    )
+    """Stage events for publication in the caller's transaction (ids follow argument order)."""
+    rows = [(e.topic, e.key, e.value(), *_split_headers(e.headers())) for e in events]
+    if len(rows) >= _COPY_FROM:
+        await conn.copy_records_to_table("outbox", records=rows, columns=_COLUMNS)
+    elif rows:
+        await conn.executemany(_INSERT, rows)
 
 
 async def enqueue_raw(
@@ -80,6 +96,7 @@ class OutboxRelay:
                 await self._run_as_leader()
                 backoff = 0.1
             except Exception as exc:
+                OUTBOX_RELAY_ERRORS.labels(self._schema, type(exc).__name__).inc()
                 if not is_transient(exc):
                     log.exception("outbox relay failed", extra={"schema": self._schema})
                 else:
@@ -123,8 +140,20 @@ class OutboxRelay:
     def _on_notify(self, *_: object) -> None:
         self._wake.set()
 
+    async def observe(self) -> None:
+        """Scrape hook: the backlog, its oldest row's age and leadership, as gauges."""
+        async with self._pool.acquire(timeout=2) as conn:
+            row = await conn.fetchrow(
+                "SELECT count(*) AS rows, coalesce(extract(epoch FROM now() - min(created_at)), 0) AS age"
+                " FROM outbox"
+            )
+        OUTBOX_BACKLOG.labels(self._schema).set(row["rows"])
+        OUTBOX_OLDEST_AGE.labels(self._schema).set(float(row["age"]))
+        OUTBOX_RELAY_LEADER.labels(self._schema).set(int(self.is_leader))
+
     async def drain_once(self) -> int:
         """Publish one batch in id order; returns how many rows it published."""
+        started = time.perf_counter()
         async with self._pool.acquire() as conn, conn.transaction():
             rows = await conn.fetch(
                 "SELECT id, topic, key, value, header_keys, header_values FROM outbox"
@@ -133,20 +162,55 @@ class OutboxRelay:
             )
             if not rows:
                 return 0
-            pending = [
-                await self._producer.send(
-                    r["topic"],
-                    value=r["value"],
-                    key=r["key"],
-                    headers=list(zip(r["header_keys"], r["header_values"], strict=True)),
-                )
-                for r in rows
-            ]
-            await asyncio.gather(*pending)
+            await asyncio.gather(*await self._send(rows))
             await conn.execute("DELETE FROM outbox WHERE id = ANY($1::bigint[])", [r["id"] for r in rows])
         self.published += len(rows)
+        OUTBOX_PUBLISH_SECONDS.labels(self._schema).observe(time.perf_counter() - started)
+        published = collections.Counter(
+            (r["topic"], _event_type(r["header_keys"], r["header_values"])) for r in rows
+        )
+        for (topic, event_type), count in published.items():
+            observe_produced(self._schema, topic, event_type, count)
         return len(rows)
+
+    async def _send(self, rows: Sequence[asyncpg.Record]) -> list[asyncio.Future[Any]]:
+        """Hand the rows to the producer as record batches, one partition's rows in id order.
+
+        Batches rather than one `send` per record: the same records, keys, partitions and
+        order, at a fraction of the client's per-message cost. The partition is the one
+        `send` would choose (the default murmur2 partitioner, as in the Java client).
+        """
+        builders: dict[tuple[str, int], list[Any]] = {}
+        partitions: dict[str, list[int]] = {}
+        for r in rows:
+            topic, key = r["topic"], r["key"]
+            if topic not in partitions:
+                partitions[topic] = sorted(await self._producer.partitions_for(topic))
+            key_bytes = bytes(key) if key is not None else None
+            tp = (topic, _PARTITIONER(key_bytes, partitions[topic], partitions[topic]))
+            headers = list(zip(r["header_keys"], r["header_values"], strict=True))
+            batches = builders.get(tp)
+            if batches is None:
+                batches = builders[tp] = [self._producer.create_batch()]
+            record = {"timestamp": None, "key": key_bytes, "value": r["value"], "headers": headers}
+            if batches[-1].append(**record) is None:
+                batches.append(self._producer.create_batch())
+                if batches[-1].append(**record) is None:
+                    raise ValueError(f"outbox row {r['id']} is larger than the producer's batch size")
+        futures = []
+        for (topic, partition), batches in builders.items():
+            for batch in batches:
+                batch.close()
+                futures.append(await self._producer.send_batch(batch, topic, partition=partition))
+        return futures
 
     async def _sleep(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._stopping.wait(), seconds)
+
+
+def _event_type(keys: Sequence[str], values: Sequence[bytes]) -> str | None:
+    try:
+        return bytes(values[keys.index("ce_type")]).decode("utf-8", "replace")
+    except ValueError:
+        return None

@@ -21,6 +21,7 @@ from fastapi.responses import JSONResponse
 from shared.consumer import ConsumerRunner, Handler
 from shared.db import create_pool, migrate
 from shared.kafka import make_producer
+from shared.metrics import ScrapeHook, install_observability
 from shared.outbox import OutboxRelay
 from shared.retry import transient_retry
 from shared.settings import ServiceSettings
@@ -181,7 +182,20 @@ def create_service_app(
         settings.token_public_key(), settings.jwt_audience, settings.jwt_issuer
     )
     app.include_router(health_router(lambda: runtime_of(app)))
+    install_observability(app, lambda: _scrape_hooks(app))
     for router in routers:
         app.include_router(router)
     install_error_handlers(app)
     return app
+
+
+def _scrape_hooks(app: FastAPI) -> list[ScrapeHook]:
+    """Gauges computed when /metrics is read: the outbox backlog of this service's schema."""
+    runtime: Runtime | None = getattr(app.state, "runtime", None)
+    if runtime is None:
+        return []
+
+    async def outbox_backlog() -> None:
+        await runtime.relay.observe()
+
+    return [outbox_backlog]

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from pydantic import ValidationError
 
 from shared.events.payloads import PAYLOAD_TYPES, EventPayload, Payload, payload_adapter
+from shared.logging import current_traceparent
 
 SPEC_VERSION = "1.0"
 CONTENT_TYPE = "application/json"
@@ -49,7 +50,8 @@ class Envelope:
     time: datetime = field(default_factory=lambda: datetime.now(UTC))
     correlation_id: str | None = None
     causation_id: str | None = None
-    traceparent: str = field(default_factory=new_traceparent)
+    # Inside a request or a consumed event's span, a new event continues that trace.
+    traceparent: str = field(default_factory=current_traceparent)
 
     @property
     def type(self) -> str:

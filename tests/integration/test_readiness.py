@@ -16,7 +16,7 @@ async def test_ready_while_both_answer_and_not_when_the_broker_is_cut(service_en
     proxy = TcpProxy(devstack.free_port(), devstack.free_port())
     broker = devstack.start_dev_broker(proxy.target_port, tmp_path, advertised_port=proxy.listen_port)
     await proxy.start()
-    settings = IntakeSettings(kafka_bootstrap_servers=broker.bootstrap)
+    settings = IntakeSettings(kafka_bootstrap_servers=broker.bootstrap, kafka_enable_idempotence=False)
     app = create_app(settings)
     try:
         async with (

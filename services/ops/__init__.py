@@ -1,0 +1,1 @@
+"""Ops console: watch the event streams, consumer lag, outbox backlogs and dead letters."""
