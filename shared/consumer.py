@@ -73,8 +73,11 @@ class ConsumerRunner:
         batch_size: int = 500,
         poll_timeout_ms: int = 200,
         retry_attempts: int = 5,
+        fetch_max_wait_ms: int = 500,
+        whole_batches: bool = False,
     ) -> None:
         self.group_id = group_id
+        self._whole_batches = whole_batches
         self.topics = list(topics)
         self._handlers = dict(handlers)
         self._pool = pool
@@ -92,6 +95,7 @@ class ConsumerRunner:
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             max_poll_records=batch_size,
+            fetch_max_wait_ms=fetch_max_wait_ms,
         )
 
     async def start(self) -> None:
@@ -169,9 +173,10 @@ class ConsumerRunner:
     async def _apply(self, tp: TopicPartition, records: list[ConsumerRecord]) -> None:
         counts = ConsumerStats()
         tally: Tally = collections.Counter()
-        async with self._pool.acquire() as conn, conn.transaction():
-            for record in records:
-                await self._apply_one(conn, record, counts, tally)
+        if not (self._whole_batches and await self._apply_whole(records, counts, tally)):
+            async with self._pool.acquire() as conn, conn.transaction():
+                for record in records:
+                    await self._apply_one(conn, record, counts, tally)
         observe_consumed(self.group_id, tp.topic, tally)
         for record in records:
             observe_event_age(self.group_id, record.topic, record.timestamp)
@@ -179,6 +184,85 @@ class ConsumerRunner:
         self.stats.duplicates += counts.duplicates
         self.stats.skipped += counts.skipped
         self.stats.dead_lettered += counts.dead_lettered
+
+    async def _apply_whole(self, records: list[ConsumerRecord], counts: ConsumerStats, tally: Tally) -> bool:
+        """Opt-in fast path: the batch in one transaction without savepoints, its inbox rows in
+        one statement.
+
+        Saves three round trips per event (savepoint, inbox row, release). Returns False with
+        nothing applied (rolled back) when a record is undecodable or a handler fails for good:
+        the caller then applies the batch event by event in a new transaction, which
+        dead-letters exactly the bad ones.
+        """
+        events: list[tuple[ConsumerRecord, Envelope | None]] = []
+        for record in records:
+            event_type = _header(record, "ce_type")
+            if event_type is not None and event_type not in self._handlers:
+                events.append((record, None))
+                continue
+            try:
+                events.append((record, decode(record.value, record.headers)))
+            except EventDecodeError:
+                return False
+        batch_counts, batch_tally = ConsumerStats(), Tally()
+        try:
+            async with self._pool.acquire() as conn, conn.transaction():
+                await self._handle_whole(conn, events, batch_counts, batch_tally)
+        except Exception as exc:
+            if is_transient(exc):
+                raise
+            log.info(
+                "batch applied event by event", extra={"group": self.group_id, "error": type(exc).__name__}
+            )
+            return False
+        counts.processed += batch_counts.processed
+        counts.duplicates += batch_counts.duplicates
+        counts.skipped += batch_counts.skipped
+        tally.update(batch_tally)
+        return True
+
+    async def _handle_whole(
+        self,
+        conn: asyncpg.Connection,
+        events: list[tuple[ConsumerRecord, Envelope | None]],
+        counts: ConsumerStats,
+        tally: Tally,
+    ) -> None:
+        wanted = [(record, event) for record, event in events if event is not None]
+        new = set(
+            await conn.fetchval(
+                _INBOX_MANY,
+                self.group_id,
+                [e.id for _, e in wanted],
+                [r.topic for r, _ in wanted],
+                [r.partition for r, _ in wanted],
+                [r.offset for r, _ in wanted],
+            )
+        )
+        for record, event in events:
+            if event is None:
+                counts.skipped += 1
+                tally[event_type_label(_header(record, "ce_type")), "skipped", ""] += 1
+            elif event.id not in new:
+                counts.duplicates += 1
+                tally[event_type_label(event.type), "duplicate", ""] += 1
+            else:
+                new.discard(event.id)  # a second copy in the same batch is a duplicate
+                await self._handle_fast(conn, record, event)
+                counts.processed += 1
+                tally[event_type_label(event.type), "processed", ""] += 1
+
+    async def _handle_fast(self, conn: asyncpg.Connection, record: ConsumerRecord, event: Envelope) -> None:
+        started = time.perf_counter()
+        with (
+            log_context(event_id=str(event.id), correlation_id=event.correlation_id or str(event.id)),
+            span(f"consume {event.type}", event.traceparent, group=self.group_id, topic=record.topic) as sp,
+        ):
+            try:
+                await self._handlers[event.type](conn, event)
+            finally:
+                EVENT_HANDLER_SECONDS.labels(self.group_id, event.type).observe(time.perf_counter() - started)
+            sp.attributes.update(partition=record.partition, offset=record.offset, outcome="processed")
 
     async def _apply_one(
         self, conn: asyncpg.Connection, record: ConsumerRecord, counts: ConsumerStats, tally: Tally
@@ -273,6 +357,18 @@ class ConsumerRunner:
         ]
         original = [(k, v) for k, v in record.headers or () if not k.startswith("dlq_")]
         await enqueue_raw(conn, self._dlq_topic, record.key, record.value or b"", [*original, *error_headers])
+
+
+# Inbox rows of a whole batch; the ids actually inserted are the events seen for the first time.
+_INBOX_MANY = """
+WITH new AS (
+    INSERT INTO inbox (consumer, event_id, topic, partition, "offset")
+    SELECT $1, e.event_id, e.topic, e.partition, e.offset
+    FROM unnest($2::uuid[], $3::text[], $4::integer[], $5::bigint[]) AS e(event_id, topic, partition, "offset")
+    ON CONFLICT DO NOTHING RETURNING event_id
+)
+SELECT ARRAY(SELECT event_id FROM new)
+"""
 
 
 def _header(record: ConsumerRecord, name: str) -> str | None:

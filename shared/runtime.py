@@ -34,6 +34,8 @@ class ConsumerSpec:
     group_id: str
     topics: Sequence[str]
     handlers: Mapping[str, Handler]
+    # Apply each batch in one savepoint with one inbox statement (ConsumerRunner._apply_whole).
+    whole_batches: bool = False
 
 
 @dataclass
@@ -87,6 +89,8 @@ async def _start_background(runtime: Runtime, consumers: Sequence[ConsumerSpec])
             bootstrap_servers=runtime.settings.kafka_bootstrap_servers,
             batch_size=runtime.settings.consumer_batch_size,
             poll_timeout_ms=runtime.settings.consumer_poll_timeout_ms,
+            fetch_max_wait_ms=runtime.settings.consumer_fetch_max_wait_ms,
+            whole_batches=spec.whole_batches,
         )
         async for attempt in transient_retry(attempts=10, max_s=5):
             with attempt:

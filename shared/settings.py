@@ -27,6 +27,11 @@ class ServiceSettings(BaseSettings):
     kafka_client_id: str = "fieldcollect"
     consumer_batch_size: int = 500
     consumer_poll_timeout_ms: int = 200
+    consumer_fetch_max_wait_ms: int = Field(
+        default=500,
+        description="How long the broker may hold a fetch with no new data (aiokafka's default). "
+        "Kafka answers as soon as data arrives; a broker that waits the full time adds it to latency.",
+    )
     outbox_batch_size: int = 1000
     outbox_safety_poll_s: float = Field(
         default=5.0,

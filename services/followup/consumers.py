@@ -1,18 +1,37 @@
 """Which events follow-up consumes, and the handler of each."""
 
-from services.followup import handlers
+from services.followup.handlers import EventHandlers
 from shared.events import topics
 from shared.runtime import ConsumerSpec
 
-CONSUMERS = [
-    ConsumerSpec(
-        group_id="followup.delinquency",
-        topics=[topics.DELINQUENCY],
-        handlers={"delinquency.opened": handlers.on_delinquency_opened},
-    ),
-    ConsumerSpec(
+
+def consumers(handlers: EventHandlers, outcome_consumers: int = 1) -> list[ConsumerSpec]:
+    """The consumer groups; `outcome_consumers` members of the outcomes group in this process.
+
+    Both apply a batch in one savepoint with one inbox statement (falling back to one savepoint
+    per event when an event fails), three round trips per event fewer on the hot path.
+
+    Each member is a consumer of its own with its own partitions and database connection, so
+    several partitions are applied at once (what running more replicas would do, in one process).
+    """
+    outcomes = ConsumerSpec(
         group_id="followup.outcomes",
         topics=[topics.VISIT_OUTCOMES],
         handlers={"visit.outcome_recorded": handlers.on_outcome_recorded},
-    ),
-]
+        whole_batches=True,
+    )
+    return [
+        ConsumerSpec(
+            group_id="followup.delinquency",
+            topics=[topics.DELINQUENCY],
+            handlers={
+                "delinquency.opened": handlers.on_delinquency_opened,
+                "delinquency.updated": handlers.on_delinquency_updated,
+                "customer.flags_changed": handlers.on_flags_changed,
+                "payment.received": handlers.on_payment_received,
+                "delinquency.cured": handlers.on_delinquency_cured,
+            },
+            whole_batches=True,
+        ),
+        *[outcomes] * outcome_consumers,
+    ]

@@ -7,7 +7,7 @@ from datetime import date
 from decimal import Decimal
 
 from services.intake.models import AccountSnapshot
-from services.intake.segmentation import Segmentation
+from services.intake.segmentation import Priority, Segmentation, days_between
 from shared.events import payloads as p
 
 
@@ -92,7 +92,7 @@ def _opened(snap: AccountSnapshot, state: AccountState, seg: Segmentation) -> p.
         overdue_amount=snap.overdue_amount,
         dpd=snap.dpd,
         dpd_bucket=state.dpd_bucket,
-        priority_score=seg.priority(snap.dpd, snap.overdue_amount, snap.flags.vulnerable),
+        **_scored(priority_of(snap, seg), seg),
         contact=p.ContactDetails(
             name=snap.customer.name,
             phone=snap.customer.phone,
@@ -119,8 +119,28 @@ def _updated(snap: AccountSnapshot, state: AccountState, seg: Segmentation) -> p
         overdue_amount=snap.overdue_amount,
         dpd=snap.dpd,
         dpd_bucket=state.dpd_bucket,
-        priority_score=seg.priority(snap.dpd, snap.overdue_amount, snap.flags.vulnerable),
+        **_scored(priority_of(snap, seg), seg),
     )
+
+
+def priority_of(snap: AccountSnapshot, seg: Segmentation) -> Priority:
+    return seg.explain(
+        snap.dpd,
+        snap.overdue_amount,
+        snap.flags.vulnerable,
+        snap.installment_amount,
+        days_between(snap.as_of, snap.last_payment_date),
+    )
+
+
+def _scored(priority: Priority, seg: Segmentation) -> dict[str, object]:
+    return {
+        "priority_score": priority.score,
+        "priority_factors": [
+            p.PriorityFactor(factor=f.factor, input=f.input, points=f.points) for f in priority.factors
+        ],
+        "segmentation_version": seg.version,
+    }
 
 
 def _payment(previous: AccountState, snap: AccountSnapshot) -> p.PaymentReceived | None:

@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 Money = Annotated[Decimal, Field(ge=0, max_digits=18, decimal_places=2)]
 Identifier = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
-_TIME_ZONES = frozenset(available_timezones())
+TIME_ZONES = frozenset(available_timezones())
 
 
 class SnapshotCustomer(BaseModel):
@@ -24,7 +24,7 @@ class SnapshotCustomer(BaseModel):
     @field_validator("time_zone")
     @classmethod
     def _known_zone(cls, value: str) -> str:
-        if value not in _TIME_ZONES:
+        if value not in TIME_ZONES:
             raise ValueError("unknown IANA time zone")
         ZoneInfo(value)
         return value

@@ -66,6 +66,15 @@ class ContactDetails(BaseModel):
     time_zone: str = Field(default="Asia/Shanghai", max_length=64)
 
 
+class PriorityFactor(BaseModel):
+    """One contribution to a case's priority score: which input moved it, and by how much."""
+
+    model_config = ConfigDict(frozen=True)
+    factor: str = Field(max_length=64, description="the input, e.g. dpd_bucket, overdue_amount")
+    input: str = Field(max_length=64, description="its value in the snapshot that was scored")
+    points: float = Field(description="what it added to the score (negative: took away)")
+
+
 # --- collections.delinquency.v1 ------------------------------------------------------
 
 
@@ -85,6 +94,12 @@ class DelinquencyOpened(DelinquencyPayload):
     dpd: int = Field(ge=0)
     dpd_bucket: str
     priority_score: float = 0.0
+    priority_factors: list[PriorityFactor] = Field(
+        default=[], description="the contributions that add up to priority_score"
+    )
+    segmentation_version: str | None = Field(
+        default=None, max_length=64, description="version of the segmentation config that scored it"
+    )
     contact: ContactDetails
     address: Address
     flags: CustomerFlags = CustomerFlags()
@@ -98,6 +113,12 @@ class DelinquencyUpdated(DelinquencyPayload):
     dpd: int = Field(ge=0)
     dpd_bucket: str
     priority_score: float = 0.0
+    priority_factors: list[PriorityFactor] = Field(
+        default=[], description="the contributions that add up to priority_score"
+    )
+    segmentation_version: str | None = Field(
+        default=None, max_length=64, description="version of the segmentation config that scored it"
+    )
 
 
 class PaymentReceived(DelinquencyPayload):
@@ -156,6 +177,9 @@ class VisitAssigned(AssignmentPayload):
     language: str
     customer_name: str | None = Field(default=None, max_length=200)
     briefing: Briefing
+    team: str | None = Field(
+        default=None, max_length=64, description="the agent's team: its supervisors see the visit"
+    )
 
 
 class VisitRescheduled(AssignmentPayload):
@@ -266,6 +290,9 @@ class VisitCheckedIn(VisitOutcomePayload):
     checked_in_at: datetime
     accepted: bool
     refusal_reason: str | None = None
+    refusal_rule: str | None = Field(
+        default=None, max_length=64, description="the rule that refused it, e.g. cn.quiet_hours"
+    )
     suspicion_flags: list[str] = []
 
 
@@ -348,6 +375,11 @@ class ContactSuppressed(FollowupPayload):
     rule: str
     pack: str
     next_allowed_at: datetime | None = None
+    pack_version: str | None = None
+    action: str | None = Field(default=None, description="what was refused, e.g. sms.promise_reminder")
+    disposition: Literal["deferred", "dropped"] | None = Field(
+        default=None, description="deferred to next_allowed_at, or dropped for good"
+    )
 
 
 EventPayload = Annotated[

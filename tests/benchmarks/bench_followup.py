@@ -1,0 +1,551 @@
+"""Event-to-effect latency of follow-up: visit.outcome_recorded published → SMS job created.
+
+Run: make bench-followup   (or .venv/bin/python tests/benchmarks/bench_followup.py)
+Environment: RATE (events/s, default 1000), DURATION (s, default 60), DRAIN_S (s to wait for
+the SMS to go out, default 600), KAFKA_PARTITIONS (default 6), and any follow-up setting.
+Tuned here unless set in the environment (BENCH_TUNING below; the services' defaults are
+unchanged): CONSUMER_FETCH_MAX_WAIT_MS=10 — the development broker holds a fetch for the
+whole max wait instead of answering when data arrives (Apache Kafka answers at once), which
+alone puts ~130 ms on every event at aiokafka's default of 500 ms; OUTCOME_CONSUMERS=2 —
+two members of the outcomes group in the one follow-up process, so two partitions are
+applied at once. CONSUMER_POLL_TIMEOUT_MS / CONSUMER_BATCH_SIZE keep their defaults (200 ms,
+500). The bare loop uses the same fetch wait, poll timeout and batch size.
+
+What runs, all on loopback on this machine: a fresh database and a development broker; the
+SMS sandbox; follow-up as its own process (`python -m services.followup`, consumers on,
+sender off); and, in the same run over the same events, a bare aiokafka consumer that
+inserts each event's id into a table in one transaction per partition batch (this file,
+`--bare`), so the figures show what follow-up's work costs over plain consume-and-insert.
+
+1. Warm-up: one delinquency.opened per account (follow-up learns each customer's phone and
+   zone; every account has its own phone), then a few hundred outcomes, unmeasured.
+2. Measured: promise-to-pay outcomes published at RATE for DURATION. An observer wakes on
+   the job table's NOTIFY (fired at commit, and at least every 20 ms) and looks each
+   outstanding event's job up by id, so "created" means committed and visible to others; the
+   same for the bare table. Latency = observed - published, per event. The customers live
+   where it is daytime now, so the compliance policy allows the SMS now (the job of a refused
+   contact would be created all the same, deferred).
+3. Sending, not timed: two SMS sender processes (follow-up with SMS_SENDER_ENABLED only) send
+   every confirmation through the sandbox at once. duplicate_sms counts messages the sandbox
+   accepted beyond one per (phone, template) — every account has one promise, so any extra
+   message is a duplicate a customer would have received — plus job-table duplicates.
+
+Last line: {"events": n, "rate_per_s": r, "p50_ms": a, "p99_ms": b, "bare_p99_ms": c, "duplicate_sms": d}
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import math
+import os
+import random
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+import asyncpg  # noqa: E402
+import httpx  # noqa: E402
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer  # noqa: E402
+
+from deploy import devstack  # noqa: E402
+from shared.auth import generate_keypair  # noqa: E402
+from shared.events import Envelope, topics  # noqa: E402
+from shared.events import payloads as p  # noqa: E402
+from shared.kafka import ensure_topics  # noqa: E402
+
+RATE = int(os.environ.get("RATE", "1000"))
+DURATION = float(os.environ.get("DURATION", "60"))
+DRAIN_S = float(os.environ.get("DRAIN_S", "600"))
+PARTITIONS = int(os.environ.get("KAFKA_PARTITIONS", "6"))
+WARMUP_OUTCOMES = 300
+BENCH_TUNING = {"CONSUMER_FETCH_MAX_WAIT_MS": "10", "OUTCOME_CONSUMERS": "2"}
+BARE_GROUP = "bench.bare"
+SANDBOX_KEY = "bench-sandbox-key"
+Record = tuple[uuid.UUID, bytes, bytes, list[tuple[str, bytes]]]
+
+
+def daytime_zone() -> str:
+    """A zone where it is early afternoon now: the customers may be texted now."""
+    offset = (13 - datetime.now(UTC).hour + 12) % 24 - 12
+    return "Etc/GMT" if offset == 0 else f"Etc/GMT{-offset:+d}"
+
+
+def opened(account_id: str, phone: str, zone: str) -> Envelope:
+    data = p.DelinquencyOpened(
+        account_id=account_id,
+        customer_id=f"C-{account_id}",
+        product="cash_loan",
+        currency="CNY",
+        as_of=date.today(),
+        principal=Decimal("12000.00"),
+        outstanding=Decimal("8000.00"),
+        overdue_amount=Decimal("900.00"),
+        dpd=35,
+        dpd_bucket="31-60",
+        contact=p.ContactDetails(name="Bench Customer", phone=phone, language="zh-CN", time_zone=zone),
+        address=p.Address(line1="1 Bench Rd", city="Shenzhen", country="CN"),
+    )
+    return Envelope(data=data, source="/bench/intake")
+
+
+def promise_outcome(account_id: str, rng: random.Random) -> Envelope:
+    data = p.VisitOutcomeRecorded(
+        account_id=account_id,
+        visit_id=uuid.uuid4(),
+        agent_id=f"AG-{rng.randrange(200):03d}",
+        outcome_id=uuid.uuid4(),
+        recorded_at=datetime.now(UTC),
+        outcome=p.PromiseToPay(
+            amount=Decimal(rng.randrange(100, 5000)),
+            promised_date=date.today() + timedelta(days=rng.randrange(3, 15)),
+        ),
+        currency="CNY",
+        recording_ref="rec-bench",
+    )
+    return Envelope(data=data, source="/bench/visits")
+
+
+def record(event: Envelope) -> Record:
+    return event.id, event.key, event.value(), event.headers()
+
+
+# --- processes ---------------------------------------------------------------------------
+
+
+@dataclass
+class Stack:
+    env: dict[str, str]
+    log_dir: Path
+    processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+
+    def start(self, name: str, args: list[str], **extra: str) -> subprocess.Popen[bytes]:
+        log = (self.log_dir / f"{name}.log").open("ab")
+        process = subprocess.Popen(
+            [sys.executable, *args], env={**self.env, **extra}, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT
+        )
+        self.processes[name] = process
+        return process
+
+    def stop(self) -> None:
+        for process in self.processes.values():
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        for process in self.processes.values():
+            try:
+                process.wait(30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+async def wait_http(url: str, timeout_s: float = 120) -> None:
+    deadline = time.monotonic() + timeout_s
+    async with httpx.AsyncClient() as http:
+        while True:
+            with contextlib.suppress(httpx.HTTPError):
+                if (await http.get(url, timeout=2)).status_code == 200:
+                    return
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{url} not ready")
+            await asyncio.sleep(0.3)
+
+
+async def wait_until(probe: Callable[[], Any], timeout_s: float, interval_s: float = 0.5) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if await probe():
+            return True
+        await asyncio.sleep(interval_s)
+    return False
+
+
+# --- the observer: when did each event's effect become visible? ---------------------------
+
+
+class Observer:
+    """Stamps when each published event's effect became visible to others.
+
+    Wakes on the table's NOTIFY (sent at commit), at least every 20 ms, and looks up the
+    events still outstanding by their ids (a unique index): concurrent writers commit out of
+    order, so nothing short of asking about each event is exact.
+    """
+
+    def __init__(self, pool: Any, channel: str, query: str) -> None:
+        self._pool = pool
+        self._channel = channel
+        self._query = query
+        self._wake = asyncio.Event()
+        self.outstanding: set[uuid.UUID] = set()
+        self.seen: dict[uuid.UUID, float] = {}
+
+    async def run(self, stopping: asyncio.Event) -> None:
+        async with self._pool.acquire() as listener, self._pool.acquire() as conn:
+            await listener.add_listener(self._channel, self._on_notify)
+            try:
+                while not stopping.is_set():
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._wake.wait(), 0.02)
+                    self._wake.clear()
+                    await self.poll(conn)
+            finally:
+                await listener.remove_listener(self._channel, self._on_notify)
+
+    def _on_notify(self, *_: object) -> None:
+        self._wake.set()
+
+    async def poll(self, conn: Any) -> None:
+        if not self.outstanding:
+            return
+        rows = await conn.fetch(self._query, list(self.outstanding))
+        now = time.time()
+        for row in rows:
+            self.seen[row[0]] = now
+            self.outstanding.discard(row[0])
+
+
+JOBS_OF = (
+    "SELECT trigger_event_id FROM followup.sms_jobs"
+    " WHERE trigger_event_id = ANY($1::uuid[]) AND action = 'sms.promise_confirmation'"
+)
+BARE_OF = "SELECT event_id FROM bench.bare WHERE event_id = ANY($1::uuid[])"
+
+
+# --- the bare consume-and-insert loop (a subprocess of its own) -----------------------------
+
+
+async def bare_loop(bootstrap: str, dsn: str, poll_ms: int, batch_size: int, fetch_wait_ms: int) -> None:
+    pool = await asyncpg.create_pool(dsn, min_size=1, max_size=2)
+    async with pool.acquire() as conn:
+        await conn.execute(
+            "CREATE SCHEMA IF NOT EXISTS bench;"
+            " CREATE TABLE IF NOT EXISTS bench.bare (seq bigserial, event_id uuid PRIMARY KEY, account_id text);"
+            " CREATE OR REPLACE FUNCTION bench.bare_notify() RETURNS trigger LANGUAGE plpgsql AS"
+            " $$ BEGIN PERFORM pg_notify('bench_bare', ''); RETURN NULL; END $$;"
+            " DROP TRIGGER IF EXISTS bare_notify ON bench.bare;"
+            " CREATE TRIGGER bare_notify AFTER INSERT ON bench.bare FOR EACH STATEMENT"
+            " EXECUTE FUNCTION bench.bare_notify();"
+        )
+    consumer = AIOKafkaConsumer(
+        topics.VISIT_OUTCOMES,
+        bootstrap_servers=bootstrap,
+        group_id=BARE_GROUP,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        max_poll_records=batch_size,
+        fetch_max_wait_ms=fetch_wait_ms,
+    )
+    await consumer.start()
+    stopping = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stopping.set)
+    print("READY", flush=True)
+    try:
+        while not stopping.is_set():
+            batch = await consumer.getmany(timeout_ms=poll_ms, max_records=batch_size)
+            for tp, records in batch.items():
+                rows = [(_ce_id(r.headers), r.key.decode()) for r in records]
+                async with pool.acquire() as conn, conn.transaction():
+                    await conn.executemany(
+                        "INSERT INTO bench.bare (event_id, account_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+                        rows,
+                    )
+                await consumer.commit({tp: records[-1].offset + 1})
+    finally:
+        await consumer.stop()
+        await pool.close()
+
+
+def _ce_id(headers: Any) -> uuid.UUID:
+    return uuid.UUID(next(bytes(v).decode() for k, v in headers if k == "ce_id"))
+
+
+# --- the run ----------------------------------------------------------------------------------
+
+
+async def publish_all(producer: AIOKafkaProducer, topic: str, records: list[Record]) -> None:
+    futures = [await producer.send(topic, value=v, key=k, headers=h) for _, k, v, h in records]
+    await asyncio.gather(*futures)
+
+
+async def publish_paced(
+    producer: AIOKafkaProducer,
+    topic: str,
+    records: list[Record],
+    rate: int,
+    published: dict[uuid.UUID, float],
+    observers: tuple[Observer, ...] = (),
+) -> float:
+    """Publish at `rate` per second, stamping each event as it enters the producer; returns seconds."""
+    futures = []
+    started = time.monotonic()
+    for index, (event_id, key, value, headers) in enumerate(records):
+        due = started + index / rate
+        delay = due - time.monotonic()
+        if delay > 0.002:
+            await asyncio.sleep(delay)
+        for observer in observers:
+            observer.outstanding.add(event_id)
+        published[event_id] = time.time()
+        futures.append(await producer.send(topic, value=value, key=key, headers=headers))
+    await asyncio.gather(*futures)
+    return time.monotonic() - started
+
+
+def percentile(values: list[float], q: float) -> float:
+    if not values:
+        return math.inf
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, math.ceil(q * len(ordered)) - 1)]
+
+
+async def run(admin: str) -> dict[str, Any]:
+    rng = random.Random(6)
+    n_events = int(RATE * DURATION)
+    zone = daytime_zone()
+    db_name = f"fc_bench_followup_{os.getpid()}"
+    database_url = await devstack.create_database(admin, db_name, drop_first=True)
+    work = Path(tempfile.mkdtemp(prefix="bench-followup-"))
+    broker = (
+        devstack.start_dev_broker(log_dir=work) if not os.environ.get("KAFKA_BOOTSTRAP_SERVERS") else None
+    )
+    bootstrap = broker.bootstrap if broker else os.environ["KAFKA_BOOTSTRAP_SERVERS"]
+    await ensure_topics(bootstrap, topics.ALL_TOPICS, PARTITIONS)
+    _, public_key = generate_keypair(work / "keys")
+    sandbox_port, followup_port = devstack.free_port(), devstack.free_port()
+    env = {
+        **BENCH_TUNING,
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+        "KAFKA_ENABLE_IDEMPOTENCE": os.environ.get("KAFKA_ENABLE_IDEMPOTENCE", "false"),
+        "JWT_PUBLIC_KEY_FILE": str(public_key),
+        "SMS_PROVIDER_URL": f"http://127.0.0.1:{sandbox_port}",
+        "SMS_PROVIDER_API_KEY": SANDBOX_KEY,
+        "SMS_SANDBOX_API_KEY": SANDBOX_KEY,
+        "LOG_LEVEL": os.environ.get("LOG_LEVEL", "WARNING"),
+        "PROMISE_CHECK_INTERVAL_S": "3600",
+        "PYTHONUNBUFFERED": "1",
+    }
+    poll_ms = int(env.get("CONSUMER_POLL_TIMEOUT_MS", "200"))
+    batch_size = int(env.get("CONSUMER_BATCH_SIZE", "500"))
+    fetch_wait_ms = int(env["CONSUMER_FETCH_MAX_WAIT_MS"])
+    stack = Stack(env, work)
+    pool = None
+    try:
+        stack.start("sms_sandbox", ["-m", "services.followup.sms_sandbox"], HTTP_PORT=str(sandbox_port))
+        stack.start(
+            "followup", ["-m", "services.followup"], HTTP_PORT=str(followup_port), SMS_SENDER_ENABLED="false"
+        )
+        bare = stack.start(
+            "bare",
+            [__file__, "--bare", bootstrap, database_url, str(poll_ms), str(batch_size), str(fetch_wait_ms)],
+        )
+        await wait_http(f"http://127.0.0.1:{sandbox_port}/healthz")
+        await wait_http(f"http://127.0.0.1:{followup_port}/readyz")
+        await wait_until(lambda: _bare_ready(stack.log_dir, bare), 60, 0.2)
+        pool = await asyncpg.create_pool(database_url, min_size=2, max_size=6)
+        figures = await measure(pool, bootstrap, rng, n_events, zone)
+        figures.update(await send_all(stack, pool, figures["accounts"]))
+        figures.update(
+            zone=zone,
+            poll_ms=poll_ms,
+            batch_size=batch_size,
+            fetch_wait_ms=fetch_wait_ms,
+            members=env["OUTCOME_CONSUMERS"],
+            partitions=PARTITIONS,
+            load=os.getloadavg(),
+        )
+        return figures
+    finally:
+        if pool is not None:
+            await pool.close()
+        stack.stop()
+        if broker:
+            broker.stop()
+        await devstack.drop_database(admin, db_name)
+
+
+async def _bare_ready(log_dir: Path, bare: subprocess.Popen[bytes]) -> bool:
+    if bare.poll() is not None:
+        raise RuntimeError("the bare consumer exited; see its log")
+    return "READY" in (log_dir / "bare.log").read_text(errors="replace")
+
+
+async def measure(pool: Any, bootstrap: str, rng: random.Random, n_events: int, zone: str) -> dict[str, Any]:
+    n_accounts = n_events + WARMUP_OUTCOMES
+    accounts = [(f"BF-{i:07d}", f"+86137{i:08d}") for i in range(n_accounts)]
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap, acks="all", linger_ms=1, max_batch_size=256 * 1024
+    )
+    await producer.start()
+    try:
+        print(f"warm-up: {n_accounts} accounts opened ...", flush=True)
+        started = time.monotonic()
+        await publish_all(producer, topics.DELINQUENCY, [record(opened(a, ph, zone)) for a, ph in accounts])
+
+        async def all_known() -> bool:
+            return int(await pool.fetchval("SELECT count(*) FROM followup.contacts")) >= n_accounts
+
+        if not await wait_until(all_known, 600):
+            raise TimeoutError("follow-up did not learn every account")
+        print(f"  follow-up knows them after {time.monotonic() - started:.1f} s", flush=True)
+        warm = [record(promise_outcome(a, rng)) for a, _ in accounts[:WARMUP_OUTCOMES]]
+        await publish_paced(producer, topics.VISIT_OUTCOMES, warm, min(RATE, 500), {})
+        await wait_until(lambda: _jobs_for(pool, [r[0] for r in warm]), 120)
+        events = [record(promise_outcome(a, rng)) for a, _ in accounts[WARMUP_OUTCOMES:]]
+        return await measured_run(pool, producer, events) | {"accounts": accounts}
+    finally:
+        await producer.stop()
+
+
+async def _jobs_for(pool: Any, trigger_ids: list[uuid.UUID]) -> bool:
+    count = await pool.fetchval(
+        "SELECT count(*) FROM followup.sms_jobs WHERE action = 'sms.promise_confirmation'"
+        " AND trigger_event_id = ANY($1::uuid[])",
+        trigger_ids,
+    )
+    return int(count) == len(trigger_ids)
+
+
+async def measured_run(pool: Any, producer: AIOKafkaProducer, events: list[Record]) -> dict[str, Any]:
+    jobs, bare = Observer(pool, "sms_jobs_followup", JOBS_OF), Observer(pool, "bench_bare", BARE_OF)
+    stopping = asyncio.Event()
+    watchers = [asyncio.create_task(o.run(stopping)) for o in (jobs, bare)]
+    published: dict[uuid.UUID, float] = {}
+    print(f"measuring: {len(events)} promise-to-pay outcomes at {RATE}/s ...", flush=True)
+    elapsed = await publish_paced(producer, topics.VISIT_OUTCOMES, events, RATE, published, (jobs, bare))
+    ids = [e[0] for e in events]
+
+    async def caught_up() -> bool:
+        return not jobs.outstanding and not bare.outstanding
+
+    await wait_until(caught_up, 120, 0.2)
+    stopping.set()
+    await asyncio.gather(*watchers)
+    latency = [(jobs.seen[i] - published[i]) * 1000 for i in ids if i in jobs.seen]
+    bare_latency = [(bare.seen[i] - published[i]) * 1000 for i in ids if i in bare.seen]
+    missing = len(ids) - len(latency)
+    # An event whose job never appeared counts as infinitely late.
+    latency += [math.inf] * missing
+    bare_latency += [math.inf] * (len(ids) - len(bare_latency))
+    return {
+        "events": len(ids),
+        "rate_per_s": len(ids) / elapsed,
+        "p50_ms": percentile(latency, 0.50),
+        "p90_ms": percentile(latency, 0.90),
+        "p99_ms": percentile(latency, 0.99),
+        "max_ms": max(latency),
+        "bare_p50_ms": percentile(bare_latency, 0.50),
+        "bare_p99_ms": percentile(bare_latency, 0.99),
+        "jobs_missing": missing,
+    }
+
+
+async def send_all(stack: Stack, pool: Any, accounts: list[tuple[str, str]]) -> dict[str, Any]:
+    """Two sender processes at once send every confirmation; then count what the sandbox got."""
+    expected = len(accounts)
+    print(f"sending: {expected} confirmations through the sandbox with two senders ...", flush=True)
+    started = time.monotonic()
+    for name in ("sender-1", "sender-2"):
+        stack.start(
+            name,
+            ["-m", "services.followup"],
+            HTTP_PORT=str(devstack.free_port()),
+            EVENT_CONSUMERS_ENABLED="false",
+            SMS_SEND_BATCH="50",
+            SMS_JOB_POLL_S="0.5",
+        )
+
+    async def drained() -> bool:
+        left = await pool.fetchval(
+            "SELECT count(*) FROM followup.sms_jobs WHERE action = 'sms.promise_confirmation' AND status = 'pending'"
+        )
+        return int(left) == 0
+
+    complete = await wait_until(drained, DRAIN_S, 1.0)
+    seconds = time.monotonic() - started
+    sent = int(await pool.fetchval("SELECT count(*) FROM sms_sandbox.messages"))
+    duplicates = int(
+        await pool.fetchval(
+            "SELECT coalesce(sum(n - 1), 0) FROM (SELECT count(*) AS n FROM sms_sandbox.messages"
+            " GROUP BY to_number, template_id HAVING count(*) > 1) d"
+        )
+    ) + int(
+        await pool.fetchval(
+            "SELECT count(*) FROM (SELECT 1 FROM followup.sms_jobs GROUP BY trigger_event_id, action"
+            " HAVING count(*) > 1) d"
+        )
+    )
+    return {
+        "sms_sent": sent,
+        "sms_expected": expected,
+        "send_complete": complete,
+        "sms_per_s": sent / seconds if seconds else 0.0,
+        "duplicate_sms": duplicates,
+    }
+
+
+def report(f: dict[str, Any]) -> None:
+    print()
+    print(
+        f"follow-up, promise-to-pay outcomes on loopback ({f['partitions']} partitions, customers in {f['zone']})"
+    )
+    print(
+        f"  consumers: fetch max wait {f['fetch_wait_ms']} ms, poll timeout {f['poll_ms']} ms, batch"
+        f" {f['batch_size']}, {f['members']} outcome group member(s); load average at the end"
+        f" {f['load'][0]:.1f} / {f['load'][1]:.1f} / {f['load'][2]:.1f} on {os.cpu_count()} cores"
+    )
+    print(f"  published          {f['events']} events at {f['rate_per_s']:.0f}/s")
+    print(
+        f"  outcome → SMS job  p50 {f['p50_ms']:.1f} ms  p90 {f['p90_ms']:.1f} ms  p99 {f['p99_ms']:.1f} ms"
+        f"  max {f['max_ms']:.1f} ms  (missing {f['jobs_missing']})"
+    )
+    print(f"  bare consume+insert p50 {f['bare_p50_ms']:.1f} ms  p99 {f['bare_p99_ms']:.1f} ms")
+    print(
+        f"  sending (not timed) {f['sms_sent']} of {f['sms_expected']} SMS, {f['sms_per_s']:.0f}/s with two senders"
+        f"{'' if f['send_complete'] else ' — DRAIN_S ran out before all were sent'}; duplicates {f['duplicate_sms']}"
+    )
+    line = {
+        "events": f["events"],
+        "rate_per_s": round(f["rate_per_s"]),
+        "p50_ms": round(f["p50_ms"], 1),
+        "p99_ms": round(f["p99_ms"], 1),
+        "bare_p99_ms": round(f["bare_p99_ms"], 1),
+        "duplicate_sms": f["duplicate_sms"],
+    }
+    print(json.dumps(line))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--bare", nargs=5, metavar=("BOOTSTRAP", "DSN", "POLL_MS", "BATCH", "FETCH_WAIT_MS"))
+    args = parser.parse_args()
+    try:
+        import uvloop
+
+        uvloop.install()
+    except ImportError:
+        pass
+    if args.bare:
+        bootstrap, dsn, poll_ms, batch, fetch_wait = args.bare
+        asyncio.run(bare_loop(bootstrap, dsn, int(poll_ms), int(batch), int(fetch_wait)))
+        return
+    admin = devstack.admin_dsn()  # may start an embedded PostgreSQL: outside the event loop
+    report(asyncio.run(run(admin)))
+
+
+if __name__ == "__main__":
+    main()

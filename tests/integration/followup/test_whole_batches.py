@@ -1,0 +1,80 @@
+"""The consumer runner's opt-in whole-batch mode (follow-up's consumers use it): the same
+contract as event by event — each event applied once, a poison event dead-lettered with no
+effect and no inbox row, the rest of its batch applied — with one savepoint per batch."""
+
+import asyncio
+
+import pytest
+from aiokafka import AIOKafkaProducer
+
+from shared.consumer import ConsumerRunner, PermanentError
+from shared.events import Envelope
+from shared.events import payloads as p
+from shared.events.topics import dead_letter_topic
+from shared.kafka import ensure_topics
+from tests.conftest import eventually
+
+pytestmark = pytest.mark.integration
+
+
+def revisit(reason: str) -> Envelope:
+    return Envelope(data=p.RevisitRequested(account_id="ACC-W", reason=reason), source="/test")
+
+
+async def test_a_whole_batch_applies_each_event_once_and_dead_letters_only_the_poison(
+    schema_pool, kafka_bootstrap, uid
+) -> None:
+    topic, group = f"test.whole.{uid}", f"test-whole-{uid}"
+    await ensure_topics(kafka_bootstrap, [topic, dead_letter_topic(group)], 1)
+    async with schema_pool.pool.acquire() as conn:
+        await conn.execute("CREATE TABLE effects (event_id uuid, reason text, seq serial)")
+
+    async def record(conn, event: Envelope) -> None:
+        await conn.execute(
+            "INSERT INTO effects (event_id, reason) VALUES ($1, $2)", event.id, event.data.reason
+        )
+        if event.data.reason == "poison":
+            raise PermanentError("reason: poison is not applicable")
+
+    first, poison = revisit("first"), revisit("poison")
+    events = [first, first, poison, revisit("after"), first]
+    producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all", linger_ms=50)
+    await producer.start()
+    try:
+        # Sent together, so the runner sees them in one batch.
+        futures = [await producer.send(topic, e.value(), key=e.key, headers=e.headers()) for e in events]
+        await asyncio.gather(*futures)
+    finally:
+        await producer.stop()
+
+    runner = ConsumerRunner(
+        group_id=group,
+        topics=[topic],
+        handlers={"revisit.requested": record},
+        pool=schema_pool.pool,
+        bootstrap_servers=kafka_bootstrap,
+        whole_batches=True,
+    )
+    await runner.start()
+    task = asyncio.create_task(runner.run())
+    try:
+
+        async def done() -> bool:
+            return runner.stats.processed + runner.stats.duplicates + runner.stats.dead_lettered >= len(
+                events
+            )
+
+        await eventually(done)
+    finally:
+        runner.stop()
+        await task
+    async with schema_pool.pool.acquire() as conn:
+        effects = [r["reason"] for r in await conn.fetch("SELECT reason FROM effects ORDER BY seq")]
+        inbox = {
+            r["event_id"] for r in await conn.fetch("SELECT event_id FROM inbox WHERE consumer = $1", group)
+        }
+        dead = await conn.fetchval("SELECT count(*) FROM outbox WHERE topic = $1", dead_letter_topic(group))
+    assert effects == ["first", "after"]
+    assert inbox == {first.id, events[3].id} and poison.id not in inbox
+    assert dead == 1
+    assert (runner.stats.processed, runner.stats.duplicates, runner.stats.dead_lettered) == (2, 2, 1)

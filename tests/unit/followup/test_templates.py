@@ -1,0 +1,66 @@
+"""Every SMS template is reviewed text: both languages, same placeholders, an opt-out line,
+and none of the threatening or shaming phrases in banned_phrases.txt."""
+
+from pathlib import Path
+
+import pytest
+
+from services.followup.rules import load_rules
+from services.followup.templates import LANGUAGES, load_templates, placeholders, render
+
+BANNED_PATH = Path(__file__).parent / "banned_phrases.txt"
+OPT_OUT = {"en": "Reply STOP to opt out", "zh-CN": "回复退订"}
+TEMPLATES = load_templates()
+
+
+def banned_phrases() -> list[str]:
+    lines = (line.strip() for line in BANNED_PATH.read_text(encoding="utf-8").splitlines())
+    return [line for line in lines if line and not line.startswith("#")]
+
+
+def banned_in(text: str) -> list[str]:
+    lowered = text.casefold()
+    return [phrase for phrase in banned_phrases() if phrase.casefold() in lowered]
+
+
+def test_the_list_covers_both_languages() -> None:
+    phrases = banned_phrases()
+    assert len(phrases) > 50
+    assert any(p.isascii() for p in phrases) and any(not p.isascii() for p in phrases)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Pay now or we will take legal action and inform your employer.",
+        "Final warning: we will tell your family.",
+        "请立即还款，否则我们将起诉您并通知你的单位。",
+        "您已被列入黑名单，后果自负。",
+    ],
+)
+def test_the_check_catches_threats_and_shaming(text: str) -> None:
+    assert banned_in(text)
+
+
+@pytest.mark.parametrize("template_id", sorted(TEMPLATES))
+def test_templates_are_reviewed_text(template_id: str) -> None:
+    texts = TEMPLATES[template_id]
+    assert set(texts) == set(LANGUAGES), "every template in zh-CN and en"
+    assert len({frozenset(placeholders(t)) for t in texts.values()}) == 1, "same placeholders"
+    for language, text in texts.items():
+        assert banned_in(text) == [], f"{template_id}/{language}"
+        assert OPT_OUT[language] in text, f"{template_id}/{language} tells how to opt out"
+
+
+def test_every_template_the_rules_send_exists() -> None:
+    used = {"promise_confirmation", "promise_reminder", "care_referral", "care_info", "dispute_ack"}
+    assert used <= set(TEMPLATES)
+    assert load_rules().hardship.notify_by_sms
+
+
+def test_render_falls_back_by_language() -> None:
+    params = {"amount": "300.00", "currency": "CNY", "date": "2026-12-05"}
+    assert render("promise_reminder", "zh", params)[1] == "zh-CN"
+    assert render("promise_reminder", "fr-FR", params)[1] == "en"
+    text, used = render("promise_reminder", "zh-CN", params)
+    assert used == "zh-CN" and "300.00" in text and "2026-12-05" in text
