@@ -10,6 +10,7 @@ CONSUMERS = [
         topics=[topics.ASSIGNMENTS],
         handlers={
             "visit.assigned": handlers.on_visit_assigned,
+            "visit.rescheduled": handlers.on_visit_rescheduled,
             "visit.cancelled": handlers.on_visit_cancelled,
         },
     ),

@@ -9,7 +9,7 @@ app or a stolen token, not an accounting quota).
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -201,6 +201,6 @@ def install_validation_errors(app: FastAPI) -> None:
         return JSONResponse({"detail": [_item(error) for error in exc.errors()]}, status_code=422)
 
 
-def _item(error: dict[str, object]) -> dict[str, str]:
-    loc = [str(part) for part in error.get("loc", ()) if part != "body"]  # type: ignore[union-attr]
+def _item(error: Mapping[str, Any]) -> dict[str, str]:
+    loc = [str(part) for part in error.get("loc", ()) if part != "body"]
     return {"field": ".".join(loc) or "body", "reason": str(error.get("msg", "invalid"))}
