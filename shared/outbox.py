@@ -186,19 +186,17 @@ class OutboxRelay:
         builders: dict[tuple[str, int], list[Any]] = {}
         partitions: dict[str, list[int]] = {}
         for r in rows:
-            topic, key = r["topic"], r["key"]
+            topic, key, value = r["topic"], r["key"], r["value"]
             if topic not in partitions:
                 partitions[topic] = sorted(await self._producer.partitions_for(topic))
-            key_bytes = bytes(key) if key is not None else None
-            tp = (topic, _PARTITIONER(key_bytes, partitions[topic], partitions[topic]))
+            tp = (topic, _PARTITIONER(key, partitions[topic], partitions[topic]))
             headers = list(zip(r["header_keys"], r["header_values"], strict=True))
             batches = builders.get(tp)
             if batches is None:
                 batches = builders[tp] = [self._producer.create_batch()]
-            record = {"timestamp": None, "key": key_bytes, "value": r["value"], "headers": headers}
-            if batches[-1].append(**record) is None:
+            if batches[-1].append(timestamp=None, key=key, value=value, headers=headers) is None:
                 batches.append(self._producer.create_batch())
-                if batches[-1].append(**record) is None:
+                if batches[-1].append(timestamp=None, key=key, value=value, headers=headers) is None:
                     raise ValueError(f"outbox row {r['id']} is larger than the producer's batch size")
         futures = []
         for (topic, partition), batches in builders.items():

@@ -192,6 +192,15 @@ async def upload_file(
     return JSONResponse(answer, 201 if wait else 202, headers=location)
 
 
+@router.get("/imports", summary="The latest imports, newest first")
+async def list_imports(
+    request: Request, _: ImportReader, limit: Annotated[int, Query(ge=1, le=200)] = 20
+) -> dict[str, Any]:
+    async with runtime_of(request.app).pool.acquire() as conn:
+        records = await repository.recent_imports(conn, limit)
+    return {"imports": [file_import.summary(r) for r in records]}
+
+
 @router.get("/imports/{import_id}", summary="An import's progress and outcome")
 async def get_import(request: Request, _: ImportReader, import_id: uuid.UUID) -> dict[str, Any]:
     async with runtime_of(request.app).pool.acquire() as conn:

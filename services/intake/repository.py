@@ -212,8 +212,9 @@ _HEADERS_SQL = f"""ARRAY[
 
 _APPLY_STAGE = """
 -- The two events a nightly file publishes by the million are written as text (about twice
--- as fast as json_build_object): ids, codes, dates and numbers are validated before they
--- are staged and go in as they are; free text goes through to_json, which escapes it.
+-- as fast as json_build_object): ids, codes and numbers are validated before they are
+-- staged and go in as they are; dates and free text go through to_json (ISO dates whatever
+-- the DateStyle, escaped text). The joins probe the accounts index row by row (_CHUNK_PLAN).
 WITH joined AS MATERIALIZED (
     SELECT s.*, a.known IS NOT NULL AS known, a.prev_as_of, a.prev_delinquent, a.prev_bucket,
            a.prev_outstanding, a.prev_overdue, a.prev_payment_date, a.prev_flags,
@@ -221,14 +222,13 @@ WITH joined AS MATERIALIZED (
                'deceased', s.deceased, 'bankruptcy', s.bankruptcy, 'vulnerable', s.vulnerable,
                'care_hold', coalesce((a.prev_flags ->> 'care_hold')::boolean, false)) AS flags
     FROM import_stage s
-    -- LATERAL: one index probe per staged row, whatever the planner guesses of the temp table.
-    LEFT JOIN LATERAL (
-        SELECT true AS known, as_of AS prev_as_of, delinquent AS prev_delinquent,
+    LEFT JOIN (
+        SELECT account_id, true AS known, as_of AS prev_as_of, delinquent AS prev_delinquent,
                dpd_bucket AS prev_bucket, outstanding AS prev_outstanding,
                overdue_amount AS prev_overdue, last_payment_date AS prev_payment_date,
                flags AS prev_flags
-        FROM accounts WHERE accounts.account_id = s.account_id
-    ) a ON true
+        FROM accounts
+    ) a ON a.account_id = s.account_id
 ),
 ignored AS (
     INSERT INTO ignored_snapshots (account_id, snapshot_as_of, known_as_of, source, reason, row_no)
@@ -265,7 +265,7 @@ events AS (
     SELECT row_no, 2, account_id, 'delinquency.opened', concat(
         '{"type":"delinquency.opened","account_id":"', account_id,
         '","customer_id":"', customer_id, '","product":', to_json(product),
-        ',"currency":"', currency, '","as_of":"', as_of, '","principal":"', principal,
+        ',"currency":"', currency, '","as_of":', to_json(as_of), ',"principal":"', principal,
         '","outstanding":"', outstanding, '","overdue_amount":"', overdue_amount,
         '","dpd":', dpd, ',"dpd_bucket":', to_json(dpd_bucket),
         ',"priority_score":', priority_score, ',"priority_factors":', priority_factors,
@@ -297,8 +297,8 @@ events AS (
     FROM moved WHERE was_delinquent AND NOT delinquent
     UNION ALL
     SELECT row_no, 4, account_id, 'delinquency.updated', concat(
-        '{"type":"delinquency.updated","account_id":"', account_id, '","as_of":"', as_of,
-        '","outstanding":"', outstanding, '","overdue_amount":"', overdue_amount,
+        '{"type":"delinquency.updated","account_id":"', account_id, '","as_of":', to_json(as_of),
+        ',"outstanding":"', outstanding, '","overdue_amount":"', overdue_amount,
         '","dpd":', dpd, ',"dpd_bucket":', to_json(dpd_bucket),
         ',"priority_score":', priority_score, ',"priority_factors":', priority_factors,
         ',"segmentation_version":', to_json($2::text), '}')
@@ -479,6 +479,13 @@ async def create_import(
 async def get_import(conn: asyncpg.Connection, import_id: uuid.UUID) -> ImportRecord | None:
     row = await conn.fetchrow(f"SELECT {_IMPORT_COLUMNS} FROM imports WHERE import_id = $1", import_id)
     return ImportRecord(**row) if row else None
+
+
+async def recent_imports(conn: asyncpg.Connection, limit: int) -> list[ImportRecord]:
+    rows = await conn.fetch(
+        f"SELECT {_IMPORT_COLUMNS} FROM imports ORDER BY started_at DESC, import_id LIMIT $1", limit
+    )
+    return [ImportRecord(**r) for r in rows]
 
 
 async def running_uploads(conn: asyncpg.Connection) -> list[ImportRecord]:

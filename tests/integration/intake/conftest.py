@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -100,7 +99,6 @@ async def intake(service_env, kafka_bootstrap, token, tmp_path) -> AsyncIterator
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://t", timeout=60) as http:
             yield Intake(app, http, kafka_bootstrap, token)
-        await asyncio.sleep(0)
 
 
 def types(events: Sequence[Envelope]) -> list[str]:

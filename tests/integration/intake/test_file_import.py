@@ -68,6 +68,8 @@ async def test_reimporting_a_file_is_a_no_op(intake: Intake, prefix: str) -> Non
     again = await intake.upload(data)
     assert again.status_code == 200, again.text
     assert again.json()["replayed"] is True and again.json()["import_id"] == first.json()["import_id"]
+    latest = (await intake.http.get("/v1/imports", params={"limit": 5}, headers=intake.auth("ops"))).json()
+    assert first.json()["import_id"] in [i["import_id"] for i in latest["imports"]]
     assert await outbox_rows(intake, prefix) == 0
     assert len(await intake.events(prefix)) == 2
 
