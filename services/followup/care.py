@@ -74,5 +74,8 @@ async def resolve_dispute(
 async def _release(
     conn: asyncpg.Connection, account_id: str, flag: Literal["care_hold", "dispute"], reason: str
 ) -> None:
+    """Lift our hold, unless core banking holds the account for the same reason itself."""
+    if (await repository.bank_flags(conn, account_id)).get(flag):
+        return
     facts = await facts_for(conn, account_id)
     await publish_hold(conn, None, account_id, facts, flag, False, reason)

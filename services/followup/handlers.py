@@ -12,7 +12,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from datetime import date, datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 import asyncpg
@@ -59,7 +59,6 @@ class EventHandlers:
     def __init__(self, ctx: Followup) -> None:
         self.ctx = ctx
         self._outcomes: dict[type[Any], OutcomeHandler] = {
-            p.PromiseToPay: self._promise_made,
             p.PaidOnSite: self._paid_at_visit,
             p.PartialPayment: self._paid_at_visit,
             p.HardshipReported: self._hardship,
@@ -304,11 +303,11 @@ class EventHandlers:
         event: Envelope,
         account_id: str,
         facts: AccountFacts | None,
-        flag: Any,
+        flag: Literal["care_hold", "dispute"],
         reason: str,
     ) -> None:
         """A care or dispute hold: collection contact stops here and at the planner."""
-        await self._settle_promises(conn, event, account_id, str(flag))
+        await self._settle_promises(conn, event, account_id, flag)
         await cancel_pending(conn, event, account_id, None, Refusal.by_rules(self.ctx.rules, flag))
         await publish_hold(conn, event, account_id, facts, flag, True, reason)
 

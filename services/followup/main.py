@@ -36,7 +36,7 @@ def bootstrap(settings: FollowupSettings) -> Followup:
 
 
 def create_app(settings: FollowupSettings | None = None) -> FastAPI:
-    settings = settings or FollowupSettings()  # type: ignore[call-arg]
+    settings = settings or FollowupSettings()
     ctx = bootstrap(settings)
     faults = FaultPoints(settings.followup_fault_step)
 

@@ -51,6 +51,12 @@ async def merge_flags(conn: asyncpg.Connection, account_id: str, changed: Mappin
     )
 
 
+async def bank_flags(conn: asyncpg.Connection, account_id: str) -> dict[str, bool]:
+    """The flags core banking reported (our own holds are not among them)."""
+    flags = await conn.fetchval("SELECT flags FROM contacts WHERE account_id = $1", account_id)
+    return {k: bool(v) for k, v in (flags or {}).items()}
+
+
 async def opt_out_sms_by_phone(conn: asyncpg.Connection, spellings: Sequence[str]) -> list[str]:
     """Opt every account with this number (in any of its spellings) out of SMS."""
     rows = await conn.fetch(
@@ -227,6 +233,7 @@ async def record_promise(
             ("action", "template_id", "params", "status", "due_at", "purpose", "not_after", "closed_reason"),
         ),
     )
+    assert row is not None  # a SELECT without FROM always answers one row
     return row["promise_id"], frozenset(row["created"])
 
 
@@ -643,7 +650,9 @@ async def list_call_tasks(
 
 
 async def call_task_view(conn: asyncpg.Connection, task_id: uuid.UUID) -> dict[str, Any]:
-    return dict(await conn.fetchrow(f"SELECT {_CALL_COLUMNS} FROM call_tasks WHERE task_id = $1", task_id))
+    row = await conn.fetchrow(f"SELECT {_CALL_COLUMNS} FROM call_tasks WHERE task_id = $1", task_id)
+    assert row is not None  # the caller holds the task's row lock
+    return dict(row)
 
 
 # --- care referrals and disputes -------------------------------------------------------------
@@ -693,25 +702,27 @@ async def referral_for_update(conn: asyncpg.Connection, referral_id: uuid.UUID) 
 
 
 async def accept_referral(conn: asyncpg.Connection, referral_id: uuid.UUID, by: str) -> asyncpg.Record:
-    row: asyncpg.Record = await conn.fetchrow(
+    row = await conn.fetchrow(
         f"UPDATE care_referrals SET status = 'accepted', accepted_by = $2, accepted_at = now()"
         f" WHERE referral_id = $1 RETURNING {_REFERRAL_COLUMNS}",
         referral_id,
         by,
     )
+    assert row is not None  # the caller locked the row first
     return row
 
 
 async def close_referral(
     conn: asyncpg.Connection, referral_id: uuid.UUID, by: str, resolution: str
 ) -> asyncpg.Record:
-    row: asyncpg.Record = await conn.fetchrow(
+    row = await conn.fetchrow(
         f"UPDATE care_referrals SET status = 'closed', closed_by = $2, closed_at = now(), resolution = $3"
         f" WHERE referral_id = $1 RETURNING {_REFERRAL_COLUMNS}",
         referral_id,
         by,
         resolution,
     )
+    assert row is not None  # the caller locked the row first
     return row
 
 
@@ -757,13 +768,14 @@ async def dispute_for_update(conn: asyncpg.Connection, dispute_id: uuid.UUID) ->
 async def resolve_dispute(
     conn: asyncpg.Connection, dispute_id: uuid.UUID, by: str, resolution: str
 ) -> asyncpg.Record:
-    row: asyncpg.Record = await conn.fetchrow(
+    row = await conn.fetchrow(
         f"UPDATE disputes SET status = 'resolved', resolved_by = $2, resolved_at = now(), resolution = $3"
         f" WHERE dispute_id = $1 RETURNING {_DISPUTE_COLUMNS}",
         dispute_id,
         by,
         resolution,
     )
+    assert row is not None  # the caller locked the row first
     return row
 
 

@@ -144,7 +144,7 @@ class _RetryLater(Exception):
 
 
 def create_app(settings: SandboxSettings | None = None) -> FastAPI:
-    settings = settings or SandboxSettings()  # type: ignore[call-arg]
+    settings = settings or SandboxSettings()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
