@@ -144,7 +144,7 @@ async def test_impossible_constraints_are_reported_per_case_not_raised(pool) -> 
     outcome = await plan(pool)
     reasons = {u["account_id"]: u["reason"] for u in outcome.unplanned}
     assert "skills" in reasons["LANG-1"]
-    assert "reached" in reasons["FAR-1"]
+    assert "nearest qualified agent" in reasons["FAR-1"]
     assert outcome.assigned == 1
 
 
