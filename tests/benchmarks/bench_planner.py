@@ -63,7 +63,9 @@ def run_solomon(time_limit: float) -> dict[str, object]:
     solvers = [default, *(s for s in r.SOLVERS if s != default)] if os.environ.get("COMPARE") else [default]
     ROUTES_DIR.mkdir(parents=True, exist_ok=True)
     results = {solver: [] for solver in solvers}
-    print(f"{'instance':<8} " + " ".join(f"{s + ' dist':>14} {'gap%':>6} {'veh':>3} {'s':>5}" for s in solvers))
+    print(
+        f"{'instance':<8} " + " ".join(f"{s + ' dist':>14} {'gap%':>6} {'veh':>3} {'s':>5}" for s in solvers)
+    )
     for name in names:
         line = f"{name:<8} "
         for solver in solvers:
@@ -123,7 +125,9 @@ def _agent(rng: random.Random, k: int, districts: list[tuple[float, float]]) -> 
 
 
 def _case(rng: random.Random, k: int, districts: list[tuple[float, float]]) -> r.Job:
-    skills = {"lang:en" if rng.random() < 0.05 else "lang:zh"} | ({"hardship"} if rng.random() < 0.03 else set())
+    skills = {"lang:en" if rng.random() < 0.05 else "lang:zh"} | (
+        {"hardship"} if rng.random() < 0.03 else set()
+    )
     return r.Job(f"CASE-{k:05d}", _near(rng, districts, 0.03), service_s=rng.randint(20, 30) * 60,
                  windows=_windows(rng), priority=rng.randint(1, 99), skills=frozenset(skills))  # fmt: skip
 

@@ -329,7 +329,9 @@ async def test_the_console_shows_live_events_and_replays_a_dead_letter(stack, fl
             f"!!document.querySelector('#routes-plot polyline[data-agent=\"{flow['agent_id']}\"]')"
         )
         await browser.wait_for("!!document.querySelector('#lag tr[data-group=\"visits.assignments\"]')")
-        await browser.wait_for(f"document.querySelectorAll('#services circle').length === {len(devstack.SERVICES)}")
+        await browser.wait_for(
+            f"document.querySelectorAll('#services circle').length === {len(devstack.SERVICES)}"
+        )
         assert "down" not in await browser.js("document.querySelector('#services').textContent")
 
         # A poison message: visits dead-letters it; the console inspects and replays it.
