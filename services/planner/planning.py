@@ -81,9 +81,9 @@ async def plan_day(
     await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", f"plan:{region}:{plan_date}")
     agents = await repository.available_agents(conn, plan_date, region)
     planned = await repository.planned_visits(conn, plan_date, region)
-    on_duty = {a["agent_id"] for a in agents}
-    pinned = [v for v in planned if v["agent_id"] in on_duty]
-    orphaned = [v for v in planned if v["agent_id"] not in on_duty]
+    teams = {a["agent_id"]: a["team"] for a in agents}
+    pinned = [v for v in planned if v["agent_id"] in teams]
+    orphaned = [v for v in planned if v["agent_id"] not in teams]
     room = max(sum(a["daily_capacity"] for a in agents) * 2 - len(planned), 0)
     candidates = await repository.cases_to_visit(conn, region, room) if room else []
     epoch = _epoch(plan_date)
@@ -101,8 +101,9 @@ async def plan_day(
     for route in solution.routes:
         for sequence, stop in enumerate(route.stops):
             await _apply_stop(
-                conn, outcome, rows[stop.job_id], route.vehicle_id, sequence, stop, epoch, plan_date
-            )
+                conn, outcome, rows[stop.job_id], (route.vehicle_id, teams[route.vehicle_id]), sequence, stop,
+                epoch, plan_date,
+            )  # fmt: skip
         outcome.routes[route.vehicle_id] = [stop.job_id for stop in route.stops]
     for unassigned in solution.unassigned:
         await _apply_unassigned(conn, outcome, rows[unassigned.job_id], unassigned.reason)
@@ -200,12 +201,13 @@ async def _apply_stop(
     conn: asyncpg.Connection,
     outcome: PlanOutcome,
     row: asyncpg.Record,
-    agent_id: str,
+    agent: tuple[str, str | None],
     sequence: int,
     stop: r.Stop,
     epoch: datetime,
     plan_date: date,
 ) -> None:
+    agent_id = agent[0]
     slot = (epoch + timedelta(seconds=stop.service_start_s), epoch + timedelta(seconds=stop.departure_s))
     is_visit = "visit_id" in row.keys()  # noqa: SIM118
     if is_visit and row["agent_id"] == agent_id:
@@ -233,7 +235,7 @@ async def _apply_stop(
                                   "the case already has an open visit or the agent is busy then"})  # fmt: skip
         return
     outcome.assigned += 1
-    outcome.events.append(_assigned(row, visit_id, agent_id, plan_date, sequence, slot))
+    outcome.events.append(_assigned(row, visit_id, agent, plan_date, sequence, slot))
 
 
 async def _apply_unassigned(
@@ -255,14 +257,15 @@ async def _cancel(conn: asyncpg.Connection, outcome: PlanOutcome, row: asyncpg.R
 
 
 def _assigned(
-    row: asyncpg.Record, visit_id: uuid.UUID, agent_id: str, plan_date: date, sequence: int,
+    row: asyncpg.Record, visit_id: uuid.UUID, agent: tuple[str, str | None], plan_date: date, sequence: int,
     slot: tuple[datetime, datetime],
 ) -> p.VisitAssigned:  # fmt: skip
     contact = row["contact"]
     return p.VisitAssigned(
         account_id=row["account_id"],
         visit_id=visit_id,
-        agent_id=agent_id,
+        agent_id=agent[0],
+        team=agent[1],
         plan_date=plan_date,
         sequence=sequence,
         window_start=slot[0],

@@ -1,6 +1,7 @@
 """Day plans on the real PostgreSQL: legal, trained, routed — and re-planned on the right events."""
 
 import asyncio
+import json
 import random
 import uuid
 from datetime import date, timedelta
@@ -14,7 +15,7 @@ from services.planner.main import SERVICE_DIR
 from services.planner.models import AgentIn
 from services.planner.planning import PlanOptions, plan_day
 from shared.db import create_pool, migrate
-from shared.events import Envelope
+from shared.events import Envelope, topics
 from shared.events import payloads as p
 from tests.integration.planner.checker import check_plan
 
@@ -108,6 +109,19 @@ async def test_routes_respect_windows_shifts_breaks_skills_and_contact_hours(poo
     assert outbox.count("visit.assigned") == outcome.assigned
     assert len(outcome.unplanned) == len(events) - outcome.assigned
     assert all(u["reason"] for u in outcome.unplanned)
+
+
+async def test_each_assignment_names_the_agents_team_for_its_supervisors(pool) -> None:
+    rng = random.Random(4)
+    await seed(pool, [agent("AG-N", team="north", daily_capacity=3), agent("AG-S", team="south", daily_capacity=3)],
+               [opened(f"T{i:02d}", rng) for i in range(6)])  # fmt: skip
+    await plan(pool)
+    async with pool.acquire() as conn:
+        values = await conn.fetch("SELECT value FROM outbox WHERE topic = $1 ORDER BY id", topics.ASSIGNMENTS)
+    assigned = [json.loads(r["value"]) for r in values]
+    assert assigned and all(a["type"] == "visit.assigned" for a in assigned)
+    assert {(a["agent_id"], a["team"]) for a in assigned} <= {("AG-N", "north"), ("AG-S", "south")}
+    assert {a["team"] for a in assigned} == {"north", "south"}
 
 
 async def test_a_vulnerable_customer_is_visited_only_by_a_hardship_trained_agent(pool) -> None:
