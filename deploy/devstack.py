@@ -225,6 +225,7 @@ class Stack:
     public_key_file: Path
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     ports: dict[str, int] = field(default_factory=dict)
+    logs: dict[str, Path] = field(default_factory=dict)
     idempotence: bool = False
 
     def env(self, port: int) -> dict[str, str]:
@@ -252,7 +253,8 @@ class Stack:
         self, name: str, module: str, port: int, log_dir: Path, extra_env: dict[str, str] | None = None
     ) -> None:
         self.ports[name] = port
-        log = (log_dir / f"{name}.log").open("ab")
+        self.logs[name] = log_dir / f"{name}.log"
+        log = self.logs[name].open("ab")
         env = {**self.env(port), **(extra_env or {})}
         self.processes[name] = subprocess.Popen(
             [sys.executable, "-m", module], env=env, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT
@@ -287,6 +289,11 @@ def start_stack(
     return stack
 
 
+def _tail(path: Path, lines: int = 30) -> str:
+    """The end of a service's log (logs carry ids, never personal data)."""
+    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+
+
 def wait_ready(stack: Stack, timeout_s: float = 120) -> None:
     deadline = time.monotonic() + timeout_s
     pending = set(stack.ports)
@@ -294,7 +301,9 @@ def wait_ready(stack: Stack, timeout_s: float = 120) -> None:
         for name in list(pending):
             process = stack.processes[name]
             if process.poll() is not None:
-                raise RuntimeError(f"{name} exited with {process.returncode}; see its log")
+                raise RuntimeError(
+                    f"{name} exited with {process.returncode}; its log ends:\n{_tail(stack.logs[name])}"
+                )
             path = "/healthz" if name == "sms_sandbox" else "/readyz"
             with contextlib.suppress(httpx.HTTPError):
                 if httpx.get(stack.url(name) + path, timeout=2).status_code == 200:
