@@ -15,6 +15,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager, AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -22,13 +23,15 @@ from typing import Any
 import asyncpg
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError
+from opentelemetry.trace import Span, SpanKind
 
 from shared.events import Envelope, EventDecodeError, decode
 from shared.events.topics import dead_letter_topic
-from shared.logging import log_context, span
+from shared.logging import log_context
 from shared.metrics import (
     CONSUMER_BATCH_FAILURES,
     CONSUMER_BATCH_SECONDS,
+    CONSUMER_LAG,
     EVENT_HANDLER_SECONDS,
     event_type_label,
     observe_consumed,
@@ -36,10 +39,15 @@ from shared.metrics import (
 )
 from shared.outbox import enqueue_raw
 from shared.retry import is_transient, transient_retry
+from shared.tracing import fail, start_span
 
 log = logging.getLogger(__name__)
 
 Handler = Callable[[asyncpg.Connection, Envelope], Awaitable[None]]
+# Opt-in, whole batches only: opened around a batch's handlers inside its transaction, with the
+# batch's events. A service may read ahead for the whole batch and stage writes that it flushes
+# when the block ends without an error (an error rolls the batch back as usual).
+BatchScope = Callable[[asyncpg.Connection, Sequence[Envelope]], AbstractAsyncContextManager[None]]
 # (event type label, outcome, error class) -> records, counted once the batch commits.
 Tally = collections.Counter[tuple[str, str, str]]
 
@@ -75,9 +83,11 @@ class ConsumerRunner:
         retry_attempts: int = 5,
         fetch_max_wait_ms: int = 500,
         whole_batches: bool = False,
+        batch_scope: BatchScope | None = None,
     ) -> None:
         self.group_id = group_id
         self._whole_batches = whole_batches
+        self._batch_scope = batch_scope
         self.topics = list(topics)
         self._handlers = dict(handlers)
         self._pool = pool
@@ -87,6 +97,7 @@ class ConsumerRunner:
         self._dlq_topic = dead_letter_topic(group_id)
         self._stopping = asyncio.Event()
         self.stats = ConsumerStats()
+        self._lag_series: set[TopicPartition] = set()
         self.consumer = AIOKafkaConsumer(
             *self.topics,
             bootstrap_servers=bootstrap_servers,
@@ -114,8 +125,31 @@ class ConsumerRunner:
                 if batch:
                     await self._process_batch(batch)
         finally:
+            self._forget_lag(set())
             with contextlib.suppress(Exception):
                 await self.consumer.stop()
+
+    async def observe_lag(self) -> None:
+        """Set `fieldcollect_consumer_lag_messages` for the partitions this member is assigned
+        (a scrape hook): the highwater its fetches last saw minus the group's committed offset,
+        asked of the coordinator per explicit partition; without a commit, from the log start.
+        Partitions not fetched yet have no series; the series of partitions moved away are removed.
+        """
+        highwaters = {tp: self.consumer.highwater(tp) for tp in self.consumer.assignment()}
+        fetched = sorted((tp for tp, hw in highwaters.items() if hw is not None), key=str)
+        committed = await asyncio.gather(*(self.consumer.committed(tp) for tp in fetched))
+        never = [tp for tp, offset in zip(fetched, committed, strict=True) if offset is None]
+        starts = await self.consumer.beginning_offsets(never) if never else {}
+        for tp, offset in zip(fetched, committed, strict=True):
+            done = starts.get(tp, 0) if offset is None else offset
+            CONSUMER_LAG.labels(self.group_id, tp.topic, str(tp.partition)).set(max(highwaters[tp] - done, 0))
+        self._forget_lag(set(fetched))
+
+    def _forget_lag(self, keep: set[TopicPartition]) -> None:
+        for tp in self._lag_series - keep:
+            with contextlib.suppress(KeyError):
+                CONSUMER_LAG.remove(self.group_id, tp.topic, str(tp.partition))
+        self._lag_series = keep
 
     async def wait_for_assignment(self, timeout_s: float = 60.0) -> set[TopicPartition]:
         deadline = time.monotonic() + timeout_s
@@ -206,7 +240,7 @@ class ConsumerRunner:
                 return False
         batch_counts, batch_tally = ConsumerStats(), Tally()
         try:
-            async with self._pool.acquire() as conn, conn.transaction():
+            async with self._pool.acquire() as conn, conn.transaction(), self._scope(conn, events):
                 await self._handle_whole(conn, events, batch_counts, batch_tally)
         except Exception as exc:
             if is_transient(exc):
@@ -220,6 +254,13 @@ class ConsumerRunner:
         counts.skipped += batch_counts.skipped
         tally.update(batch_tally)
         return True
+
+    def _scope(
+        self, conn: asyncpg.Connection, events: list[tuple[ConsumerRecord, Envelope | None]]
+    ) -> AbstractAsyncContextManager[None]:
+        if self._batch_scope is None:
+            return contextlib.nullcontext()
+        return self._batch_scope(conn, [event for _, event in events if event is not None])
 
     async def _handle_whole(
         self,
@@ -256,13 +297,13 @@ class ConsumerRunner:
         started = time.perf_counter()
         with (
             log_context(event_id=str(event.id), correlation_id=event.correlation_id or str(event.id)),
-            span(f"consume {event.type}", event.traceparent, group=self.group_id, topic=record.topic) as sp,
+            _consume_span(self.group_id, record, event) as sp,
         ):
             try:
                 await self._handlers[event.type](conn, event)
             finally:
                 EVENT_HANDLER_SECONDS.labels(self.group_id, event.type).observe(time.perf_counter() - started)
-            sp.attributes.update(partition=record.partition, offset=record.offset, outcome="processed")
+            sp.set_attribute("fieldcollect.outcome", "processed")
 
     async def _apply_one(
         self, conn: asyncpg.Connection, record: ConsumerRecord, counts: ConsumerStats, tally: Tally
@@ -286,12 +327,12 @@ class ConsumerRunner:
             return
         with (
             log_context(event_id=str(event.id), correlation_id=event.correlation_id or str(event.id)),
-            span(f"consume {event.type}", event.traceparent, group=self.group_id, topic=record.topic) as sp,
+            _consume_span(self.group_id, record, event) as sp,
         ):
             outcome, error = await self._handle(conn, record, event)
-            sp.attributes.update(partition=record.partition, offset=record.offset, outcome=outcome)
+            sp.set_attribute("fieldcollect.outcome", outcome)
             if outcome == "dead_lettered":
-                sp.status = "error"
+                fail(sp, error)
         if outcome == "processed":
             counts.processed += 1
         elif outcome == "duplicate":
@@ -369,6 +410,20 @@ WITH new AS (
 )
 SELECT ARRAY(SELECT event_id FROM new)
 """
+
+
+def _consume_span(group: str, record: ConsumerRecord, event: Envelope) -> AbstractContextManager[Span]:
+    """The span of applying one event: in the event's trace, under its producer span."""
+    attributes = {
+        "messaging.system": "kafka",
+        "messaging.operation.type": "process",
+        "messaging.consumer.group.name": group,
+        "messaging.destination.name": record.topic,
+        "messaging.destination.partition.id": str(record.partition),
+        "messaging.kafka.offset": record.offset,
+        "messaging.message.id": str(event.id),
+    }
+    return start_span(f"consume {event.type}", event.traceparent, SpanKind.CONSUMER, attributes)
 
 
 def _header(record: ConsumerRecord, name: str) -> str | None:

@@ -1,9 +1,9 @@
 """Structured JSON logs. Callers pass ids and counts in `extra`, never personal data.
 
-Every line also carries the ids of what the process is working on (`log_context`): the
-HTTP request id, the consumed event's id and correlation id, and the trace and span ids.
-Spans are the W3C trace context already on every event (`traceparent`), recorded as log
-lines on the `fieldcollect.trace` logger; `LOG_SPANS=false` turns those lines off.
+Every line also carries the ids of what the process is working on: the HTTP request id,
+the consumed event's id and correlation id (`log_context`), and the trace and span ids of
+the current OpenTelemetry span (`shared/tracing.py`, which also writes one line per span
+on the `fieldcollect.trace` logger; `LOG_SPANS=false` turns those lines off).
 """
 
 from __future__ import annotations
@@ -13,14 +13,24 @@ import logging
 import os
 import re
 import sys
-import time
 from collections.abc import Iterator, Mapping
-from contextvars import ContextVar, Token
-from dataclasses import dataclass, field
+from contextvars import ContextVar
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import MappingProxyType
 
 import orjson
+
+from shared.tracing import current_ids, span_log
+
+__all__ = [
+    "JsonFormatter",
+    "current_context",
+    "log_context",
+    "parse_traceparent",
+    "setup_logging",
+    "span_log",
+]
 
 _STANDARD = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {
     "message",
@@ -29,13 +39,12 @@ _STANDARD = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {
 }
 
 _context: ContextVar[Mapping[str, str]] = ContextVar("fieldcollect_log_context", default=MappingProxyType({}))
-span_log = logging.getLogger("fieldcollect.trace")
 
 _TRACEPARENT = re.compile(r"^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$")
 
 
 def current_context() -> Mapping[str, str]:
-    """The ids bound to the running task (request, event, correlation, trace, span)."""
+    """The ids bound to the running task (request, event, correlation)."""
     return _context.get()
 
 
@@ -64,86 +73,6 @@ def parse_traceparent(value: str | None) -> TraceContext | None:
     return TraceContext(match.group(2), match.group(3), match.group(4))
 
 
-def current_traceparent() -> str:
-    """A traceparent continuing the current span (a new trace outside any span)."""
-    ids = _context.get()
-    trace_id = ids.get("trace_id") or os.urandom(16).hex()
-    return f"00-{trace_id}-{os.urandom(8).hex()}-01"
-
-
-@dataclass(slots=True)
-class Span:
-    name: str
-    trace_id: str
-    span_id: str
-    parent_span_id: str | None
-    attributes: dict[str, object] = field(default_factory=dict)
-    status: str = "ok"
-
-    @property
-    def traceparent(self) -> str:
-        return f"00-{self.trace_id}-{self.span_id}-01"
-
-
-def span(name: str, parent: str | None = None, **attributes: object) -> SpanScope:
-    """A span in `parent`'s trace (a new trace without one), logged when it ends.
-
-    Attributes must be ids, names and counts: they are written to the logs.
-    """
-    context = parse_traceparent(parent)
-    return SpanScope(
-        Span(
-            name=name,
-            trace_id=context.trace_id if context else os.urandom(16).hex(),
-            span_id=os.urandom(8).hex(),
-            parent_span_id=context.parent_span_id if context else None,
-            attributes=attributes,
-        )
-    )
-
-
-class SpanScope:
-    """`with span(…) as s:` binds the span's ids to the log context and logs it at the end.
-
-    A class rather than a generator-based context manager: it runs on every request and
-    every consumed event.
-    """
-
-    __slots__ = ("_span", "_started", "_token")
-
-    def __init__(self, current: Span) -> None:
-        self._span = current
-        self._started = 0.0
-        self._token: Token[Mapping[str, str]] | None = None
-
-    def __enter__(self) -> Span:
-        ids = {**_context.get(), "trace_id": self._span.trace_id, "span_id": self._span.span_id}
-        self._token = _context.set(ids)
-        self._started = time.perf_counter()
-        return self._span
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
-        current = self._span
-        if exc_type is not None:
-            current.status = "error"
-            current.attributes.setdefault("error", exc_type.__name__)
-        try:
-            if span_log.isEnabledFor(logging.INFO):
-                span_log.info(
-                    "span",
-                    extra={
-                        "span": current.name,
-                        "parent_span_id": current.parent_span_id,
-                        "status": current.status,
-                        "duration_ms": round((time.perf_counter() - self._started) * 1000, 3),
-                        **current.attributes,
-                    },
-                )
-        finally:
-            if self._token is not None:
-                _context.reset(self._token)
-
-
 class JsonFormatter(logging.Formatter):
     def __init__(self, service: str) -> None:
         super().__init__()
@@ -158,6 +87,9 @@ class JsonFormatter(logging.Formatter):
             "msg": record.getMessage(),
         }
         entry.update(_context.get())
+        ids = current_ids()
+        if ids is not None:
+            entry["trace_id"], entry["span_id"] = ids
         entry.update({k: v for k, v in record.__dict__.items() if k not in _STANDARD})
         if record.exc_info:
             entry["exc"] = self.formatException(record.exc_info)

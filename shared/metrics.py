@@ -23,11 +23,13 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.responses import Response
+from opentelemetry.trace import SpanKind
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Counter, Gauge, Histogram, generate_latest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.events.payloads import PAYLOAD_TYPES
-from shared.logging import log_context, span
+from shared.logging import log_context
+from shared.tracing import fail, start_span
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +65,12 @@ CONSUMER_BATCH_SECONDS = Histogram(
     "One partition batch: transaction, handlers and offset commit.",
     ["group"],
     buckets=_LATENCY_BUCKETS,
+)
+CONSUMER_LAG = Gauge(
+    "fieldcollect_consumer_lag_messages",
+    "Records this member's group has yet to apply, per partition it is assigned: the highwater of its"
+    " last fetch minus the group's committed offset (computed on scrape).",
+    ["group", "topic", "partition"],
 )
 CONSUMER_BATCH_FAILURES = Counter(
     "fieldcollect_consumer_batch_failures_total",
@@ -230,15 +238,20 @@ class HttpObservabilityMiddleware:
             await send(message)
 
         started = time.perf_counter()
-        with log_context(request_id=request_id), span("http", headers.get("traceparent")) as request_span:
+        with (
+            log_context(request_id=request_id),
+            start_span(method, headers.get("traceparent", ""), SpanKind.SERVER) as request_span,
+        ):
             try:
                 await self.app(scope, receive, send_with_ids)
             finally:
                 route = route_template(scope)
-                request_span.name = f"{method} {route}"
-                request_span.attributes.update(route=route, method=method, http_status=status)
+                request_span.update_name(f"{method} {route}")
+                request_span.set_attributes(
+                    {"http.request.method": method, "http.route": route, "http.response.status_code": status}
+                )
                 if status >= 500:
-                    request_span.status = "error"
+                    fail(request_span, str(status))
                 counter, histogram = self._series(method, route, status)
                 counter.inc()
                 histogram.observe(time.perf_counter() - started)

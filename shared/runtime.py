@@ -18,7 +18,7 @@ from aiokafka import AIOKafkaProducer
 from fastapi import APIRouter, FastAPI
 from fastapi.responses import JSONResponse
 
-from shared.consumer import ConsumerRunner, Handler
+from shared.consumer import BatchScope, ConsumerRunner, Handler
 from shared.db import create_pool, migrate
 from shared.kafka import make_producer
 from shared.metrics import ScrapeHook, install_observability
@@ -36,6 +36,8 @@ class ConsumerSpec:
     handlers: Mapping[str, Handler]
     # Apply each batch in one savepoint with one inbox statement (ConsumerRunner._apply_whole).
     whole_batches: bool = False
+    # With whole_batches: opened around each batch's handlers (shared.consumer.BatchScope).
+    batch_scope: BatchScope | None = None
 
 
 @dataclass
@@ -56,8 +58,11 @@ async def service_runtime(
     schema: str,
     service_dir: Path,
     consumers: Sequence[ConsumerSpec] = (),
+    reset_sessions: bool = True,
 ) -> AsyncIterator[Runtime]:
-    pool = await create_pool(settings.database_url, schema, settings.db_pool_min, settings.db_pool_max)
+    pool = await create_pool(
+        settings.database_url, schema, settings.db_pool_min, settings.db_pool_max, reset_sessions
+    )
     try:
         async with pool.acquire() as conn:
             await migrate(conn, schema, service_dir)
@@ -91,6 +96,7 @@ async def _start_background(runtime: Runtime, consumers: Sequence[ConsumerSpec])
             poll_timeout_ms=runtime.settings.consumer_poll_timeout_ms,
             fetch_max_wait_ms=runtime.settings.consumer_fetch_max_wait_ms,
             whole_batches=spec.whole_batches,
+            batch_scope=spec.batch_scope,
         )
         async for attempt in transient_retry(attempts=10, max_s=5):
             with attempt:
@@ -166,6 +172,7 @@ def create_service_app(
     consumers: Sequence[ConsumerSpec] = (),
     background: Sequence[BackgroundFactory] = (),
     description: str = "",
+    reset_sessions: bool = True,
 ) -> FastAPI:
     """The FastAPI app of a service: its routers, health, auth and one typed lifespan."""
     from shared.auth import TokenVerifier
@@ -173,7 +180,7 @@ def create_service_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with service_runtime(settings, schema, service_dir, consumers) as runtime:
+        async with service_runtime(settings, schema, service_dir, consumers, reset_sessions) as runtime:
             app.state.runtime = runtime
             if settings.run_consumers:
                 for factory in background:
@@ -194,7 +201,8 @@ def create_service_app(
 
 
 def _scrape_hooks(app: FastAPI) -> list[ScrapeHook]:
-    """Gauges computed when /metrics is read: the outbox backlog of this service's schema."""
+    """Gauges computed when /metrics is read: the outbox backlog of this service's schema and
+    its consumer groups' lag."""
     runtime: Runtime | None = getattr(app.state, "runtime", None)
     if runtime is None:
         return []
@@ -202,4 +210,7 @@ def _scrape_hooks(app: FastAPI) -> list[ScrapeHook]:
     async def outbox_backlog() -> None:
         await runtime.relay.observe()
 
-    return [outbox_backlog]
+    async def consumer_lag() -> None:
+        await asyncio.gather(*(runner.observe_lag() for runner in runtime.consumers))
+
+    return [outbox_backlog, consumer_lag]

@@ -14,6 +14,7 @@ from fastapi import FastAPI
 from shared.db import create_pool, migrate
 from shared.logging import setup_logging
 from shared.settings import ServiceSettings
+from shared.tracing import configure_tracing
 
 S = TypeVar("S", bound=ServiceSettings)
 
@@ -29,6 +30,7 @@ def run_service(
     command = args[0] if args else "serve"
     settings = settings_type()
     setup_logging(schema, settings.log_level)
+    configure_tracing(schema, settings, settings.log_spans)
     if command == "migrate":
         asyncio.run(_migrate(settings, schema, service_dir))
     elif command == "serve":

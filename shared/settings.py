@@ -40,6 +40,14 @@ class ServiceSettings(BaseSettings):
     http_host: str = "127.0.0.1"
     http_port: int = 8000
     log_level: str = "INFO"
+    log_spans: bool = Field(default=True, description="One log line per ended span (LOG_SPANS).")
+    otel_exporter_otlp_endpoint: str | None = Field(
+        default=None,
+        description="OTLP/HTTP collector base URL (spans go to <url>/v1/traces); unset: no export.",
+    )
+    traces_file: Path | None = Field(
+        default=None, description="Append every span as a JSON line to this file (development, tests)."
+    )
     run_consumers: bool = Field(
         default=True, description="Start Kafka consumers and the outbox relay with the API."
     )

@@ -29,6 +29,7 @@ from services.ops.feeds import EventFilter, LiveEvent
 from services.ops.settings import OpsSettings
 from shared.events.topics import ALL_TOPICS, dead_letter_topic
 from shared.logging import setup_logging
+from shared.tracing import configure_tracing
 
 COMMANDS = ("tail", "lag", "dlq")
 log = logging.getLogger("services.ops.cli")
@@ -46,6 +47,7 @@ def serve(args: Sequence[str]) -> None:
         raise SystemExit(f"unknown command {command!r}: use serve, {', '.join(COMMANDS)}")
     settings = OpsSettings()
     setup_logging(SERVICE, settings.log_level)
+    configure_tracing(SERVICE, settings, settings.log_spans)
     uvicorn.run(
         create_app(settings),
         host=settings.http_host,

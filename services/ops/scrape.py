@@ -1,7 +1,8 @@
 """Each service's health as its own /metrics tells it: the console reads no service's schema.
 
-The outbox backlog is a gauge the service computes when scraped, so the console sees the
-same number Prometheus does, and a service that does not answer shows as down.
+The outbox backlog and the service's own consumer lag are gauges the service computes when
+scraped, so the console sees the same numbers Prometheus does, and a service that does not
+answer shows as down.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ _SUMMED = {
     "fieldcollect_events_produced_total": "events_produced",
     "fieldcollect_events_consumed_total": "events_consumed",
     "fieldcollect_events_dead_lettered_total": "dead_lettered",
+    "fieldcollect_consumer_lag_messages": "consumer_lag",
 }
 
 

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from pydantic import ValidationError
 
 from shared.events.payloads import PAYLOAD_TYPES, EventPayload, Payload, payload_adapter
-from shared.logging import current_traceparent
+from shared.tracing import producer_traceparent
 
 SPEC_VERSION = "1.0"
 CONTENT_TYPE = "application/json"
@@ -32,12 +32,25 @@ def new_traceparent() -> str:
     return f"00-{os.urandom(16).hex()}-{os.urandom(8).hex()}-01"
 
 
-def child_traceparent(parent: str | None) -> str:
-    """Same trace, new span: how a consumer's effects stay on the producer's trace."""
-    if not parent or parent.count("-") != 3:
-        return new_traceparent()
-    version, trace_id, _span, trace_flags = parent.split("-")
-    return f"{version}-{trace_id}-{os.urandom(8).hex()}-{trace_flags}"
+def child_traceparent(parent: str | None, event_type: str | None = None) -> str:
+    """The traceparent of a new event caused by `parent` (e.g. a stored cause's traceparent).
+
+    Records the event's producer span: under the current span when it is in `parent`'s trace,
+    else under the span `parent` names; without `parent`, as a new event here (a new trace
+    outside any span).
+    """
+    return producer_traceparent(f"produce {event_type or 'event'}", parent, {"messaging.system": "kafka"})
+
+
+def _producer_span(data: Payload, event_id: uuid.UUID, parent: str | None) -> str:
+    event_type = str(data.type)  # type: ignore[attr-defined]
+    attributes = {
+        "messaging.system": "kafka",
+        "messaging.operation.type": "create",
+        "messaging.destination.name": data.topic,
+        "messaging.message.id": str(event_id),
+    }
+    return producer_traceparent(f"produce {event_type}", parent, attributes)
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,8 +63,12 @@ class Envelope:
     time: datetime = field(default_factory=lambda: datetime.now(UTC))
     correlation_id: str | None = None
     causation_id: str | None = None
-    # Inside a request or a consumed event's span, a new event continues that trace.
-    traceparent: str = field(default_factory=current_traceparent)
+    # Empty: a new event, whose producer span is recorded now (in the current span's trace).
+    traceparent: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.traceparent:
+            object.__setattr__(self, "traceparent", _producer_span(self.data, self.id, None))
 
     @property
     def type(self) -> str:
@@ -71,12 +88,14 @@ class Envelope:
 
     def caused(self, data: Payload, source: str) -> Envelope:
         """An event caused by this one: same correlation and trace, causation = this id."""
+        event_id = uuid.uuid4()
         return Envelope(
             data=data,
             source=source,
+            id=event_id,
             correlation_id=self.correlation_id or str(self.id),
             causation_id=str(self.id),
-            traceparent=child_traceparent(self.traceparent),
+            traceparent=_producer_span(data, event_id, self.traceparent),
         )
 
     def headers(self) -> Headers:

@@ -12,6 +12,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from deploy import devstack
 from services.ops.main import create_app
 from services.ops.settings import OpsSettings
+from tests.unit.ops.spans import exported  # noqa: F401  (fixture)
 
 
 @dataclass

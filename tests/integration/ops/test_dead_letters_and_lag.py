@@ -156,7 +156,7 @@ async def test_a_dead_letter_is_inspected_replayed_and_applied_once(
 
         trace_id = event.traceparent.split("-")[1]
         spans = [line for line in lines.lines if line.get("span") == "consume revisit.requested"]
-        assert [s["outcome"] for s in spans] == ["dead_lettered", "processed", "duplicate"]
+        assert [s["fieldcollect.outcome"] for s in spans] == ["dead_lettered", "processed", "duplicate"]
         assert all(s["trace_id"] == trace_id and s["event_id"] == str(event.id) for s in spans)
         assert all(s["parent_span_id"] == event.traceparent.split("-")[2] for s in spans)
     finally:

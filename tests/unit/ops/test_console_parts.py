@@ -148,10 +148,15 @@ def test_service_figures_are_read_from_the_prometheus_exposition() -> None:
             'fieldcollect_http_requests_total{method="GET",route="/x",status="503"} 2.0',
             "# TYPE fieldcollect_events_dead_lettered_total counter",
             'fieldcollect_events_dead_lettered_total{group="g",topic="t",type="unknown",error="E"} 3.0',
+            "# TYPE fieldcollect_consumer_lag_messages gauge",
+            'fieldcollect_consumer_lag_messages{group="g",topic="t",partition="0"} 4.0',
+            'fieldcollect_consumer_lag_messages{group="g",topic="t",partition="1"} 1.0',
         ]
     )
     health = summarize("visits", "http://v", text).to_json()
-    assert health["outbox_backlog"] == 12.0 and health["dead_lettered"] == 3.0
+    assert (
+        health["outbox_backlog"] == 12.0 and health["dead_lettered"] == 3.0 and health["consumer_lag"] == 5.0
+    )
     assert health["http_requests"] == 12.0 and health["http_5xx"] == 2.0 and health["up"]
 
 

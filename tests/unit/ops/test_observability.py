@@ -6,8 +6,9 @@ import httpx
 import orjson
 import pytest
 from fastapi import FastAPI, HTTPException
+from opentelemetry.trace import SpanKind, StatusCode
 
-from shared.logging import JsonFormatter, current_traceparent, log_context, parse_traceparent, span, span_log
+from shared.logging import JsonFormatter, parse_traceparent, span_log
 from shared.metrics import event_type_label, install_observability, sample_value
 
 TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
@@ -81,7 +82,7 @@ async def test_requests_are_counted_by_route_template_never_by_path(lines) -> No
     assert all("ACC-SECRET" not in str(line) for line in lines), "paths with ids never reach the logs"
 
 
-async def test_every_log_line_of_a_request_carries_its_request_and_trace_ids(lines) -> None:
+async def test_every_log_line_of_a_request_carries_its_request_and_trace_ids(lines, exported) -> None:
     app = _app([])
     async with await _client(app) as http:
         response = await http.get(
@@ -92,13 +93,26 @@ async def test_every_log_line_of_a_request_carries_its_request_and_trace_ids(lin
     handled = next(line for line in lines if line["msg"] == "handling a thing")
     assert handled["request_id"] == "req-42"
     assert handled["trace_id"] == TRACE
-    request_span = next(line for line in lines if line.get("span") == "GET /v1/things/{thing_id}")
-    assert request_span["trace_id"] == TRACE and request_span["parent_span_id"] == PARENT
-    assert request_span["span_id"] == handled["span_id"] != PARENT
-    assert request_span["http_status"] == 200 and request_span["status"] == "ok"
+    (server,) = exported.get_finished_spans()
+    assert server.name == "GET /v1/things/{thing_id}" and server.kind is SpanKind.SERVER
+    assert f"{server.context.trace_id:032x}" == TRACE and f"{server.parent.span_id:016x}" == PARENT
+    assert server.parent.is_remote and f"{server.context.span_id:016x}" == handled["span_id"] != PARENT
+    assert server.attributes["http.route"] == "/v1/things/{thing_id}"
+    assert server.attributes["http.response.status_code"] == 200
+    assert server.resource.attributes["service.name"] == "test-service"
+    logged = next(line for line in lines if line.get("span") == "GET /v1/things/{thing_id}")
+    assert (logged["trace_id"], logged["parent_span_id"], logged["status"]) == (TRACE, PARENT, "ok")
+    assert logged["span_id"] == handled["span_id"] and logged["kind"] == "server"
 
 
-async def test_an_unusable_request_id_is_replaced_and_a_new_trace_started(lines) -> None:
+async def test_a_server_error_fails_the_request_span(exported) -> None:
+    async with await _client(_app([])) as http:
+        assert (await http.get("/v1/things/broken")).status_code == 503
+    (server,) = exported.get_finished_spans()
+    assert server.status.status_code is StatusCode.ERROR and server.attributes["error.type"] == "503"
+
+
+async def test_an_unusable_request_id_is_replaced_and_a_new_trace_started(lines, exported) -> None:
     app = _app([])
     async with await _client(app) as http:
         response = await http.get(
@@ -106,8 +120,10 @@ async def test_an_unusable_request_id_is_replaced_and_a_new_trace_started(lines)
         )
     request_id = response.headers["x-request-id"]
     assert len(request_id) == 32 and request_id != "x" * 200
-    request_span = next(line for line in lines if line.get("span", "").startswith("GET"))
-    assert request_span["parent_span_id"] is None and len(request_span["trace_id"]) == 32
+    (server,) = exported.get_finished_spans()
+    assert server.parent is None and server.context.trace_id != 0
+    logged = next(line for line in lines if line.get("span", "").startswith("GET"))
+    assert logged["parent_span_id"] is None and logged["trace_id"] == f"{server.context.trace_id:032x}"
 
 
 async def test_metrics_runs_the_scrape_hooks_and_survives_a_failing_one() -> None:
@@ -119,24 +135,6 @@ async def test_metrics_runs_the_scrape_hooks_and_survives_a_failing_one() -> Non
     assert response.status_code == 200 and response.headers["content-type"].startswith("text/plain")
     assert calls == ["backlog"]
     assert sample_value("fieldcollect_scrape_hook_failures_total", {"hook": "failing"}) == before + 1
-
-
-def test_spans_continue_a_w3c_trace_and_bind_their_ids(lines) -> None:
-    with log_context(event_id="E1"), span("consume x", f"00-{TRACE}-{PARENT}-01", group="g") as sp:
-        logging.getLogger("test").warning("inside")
-        inner = current_traceparent()
-    inside = next(line for line in lines if line["msg"] == "inside")
-    assert inside["event_id"] == "E1" and inside["trace_id"] == TRACE and inside["span_id"] == sp.span_id
-    assert inner.split("-")[1] == TRACE, "events created inside a span can join its trace"
-    ended = next(line for line in lines if line.get("span") == "consume x")
-    assert ended["parent_span_id"] == PARENT and ended["group"] == "g" and ended["duration_ms"] >= 0
-
-
-def test_a_failing_span_is_logged_as_an_error(lines) -> None:
-    with pytest.raises(ValueError, match="no"), span("boom"):
-        raise ValueError("no")
-    ended = next(line for line in lines if line.get("span") == "boom")
-    assert ended["status"] == "error" and ended["error"] == "ValueError"
 
 
 @pytest.mark.parametrize(
