@@ -25,6 +25,7 @@ PERSONAL_KEYS = frozenset(
         "notes",
         "refusal_reason",
         "text",
+        "code",  # a cash-confirmation one-time code: a secret, not for the console
     }
 )
 PREVIEW_BYTES = 2048

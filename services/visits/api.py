@@ -20,6 +20,8 @@ from services.visits.guards import authorized
 from services.visits.idempotency import IDEMPOTENCY_KEY_PATTERN, Written, fingerprint, idempotent
 from services.visits.models import (
     OUTCOME_EXAMPLES,
+    CashConfirmationIn,
+    CashConfirmationView,
     CashDayView,
     CheckInIn,
     CheckInView,
@@ -222,9 +224,47 @@ async def post_outcome(
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
     fp = fingerprint("POST", request.scope["path"], body)
+    async with _pool(request).acquire() as conn:
+        await handlers.check_cash_code(conn, _ctx(request), agent.subject, visit_id, body)
+        written = await handlers.record_outcome_at_once(
+            conn, _ctx(request), agent.subject, visit_id, body, fp, idempotency_key
+        )
+    if written is not None:
+        return written.response()
 
     async def write(conn: Any) -> Written:
         view, created = await handlers.record_outcome(conn, _ctx(request), agent.subject, visit_id, body, fp)
+        return Written.of(view, created)
+
+    return await _write(request, agent, idempotency_key, fp, write)
+
+
+@agent_router.post(
+    "/visits/{visit_id}/cash-confirmations",
+    response_model=CashConfirmationView,
+    status_code=status.HTTP_201_CREATED,
+    responses={**_WRITE, 200: {"model": CashConfirmationView, "description": "already requested (replay)"}},
+    summary="Have the customer texted a one-time code confirming the cash they hand over",
+    description=(
+        "Follow-up's SMS channel sends the code to the phone it holds for the account. The customer "
+        "reads it back if amount and receipt number are right; the cash outcome then carries "
+        "`cash_confirmation: {method: otp, reference: <confirmation_id>, code}`. A code is valid for one "
+        "outcome, until `expires_at`, for a few attempts. A resend of this request sends no new code."
+    ),
+)
+async def post_cash_confirmation(
+    visit_id: VisitId,
+    body: CashConfirmationIn,
+    request: Request,
+    agent: FieldAgent,
+    idempotency_key: IdempotencyKey = None,
+) -> Response:
+    fp = fingerprint("POST", request.scope["path"], body)
+
+    async def write(conn: Any) -> Written:
+        view, created = await handlers.request_cash_confirmation(
+            conn, _ctx(request), agent.subject, visit_id, body, fp
+        )
         return Written.of(view, created)
 
     return await _write(request, agent, idempotency_key, fp, write)

@@ -4,8 +4,12 @@ inside the transaction its entrypoint opened."""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import logging
-from dataclasses import dataclass
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from uuid import UUID
@@ -14,8 +18,11 @@ from zoneinfo import ZoneInfo
 import asyncpg
 
 from services.visits import proof, repository
-from services.visits.idempotency import check_replay
+from services.visits.idempotency import Written, check_replay
 from services.visits.models import (
+    CashConfirmation,
+    CashConfirmationIn,
+    CashConfirmationView,
     CashDayView,
     CheckInIn,
     CheckInView,
@@ -32,7 +39,7 @@ from services.visits.policy import VisitFacts, VisitPolicy, facts_of
 from shared.errors import Conflict, Invalid, NotFound
 from shared.events import Envelope
 from shared.events import payloads as p
-from shared.outbox import enqueue
+from shared.outbox import enqueue, outbox_row
 
 SOURCE = "/fieldcollect/visits"
 CASH_KINDS = ("paid_on_site", "partial_payment")
@@ -43,6 +50,34 @@ EARLIEST_RECORD = datetime(2000, 1, 1, tzinfo=UTC)
 log = logging.getLogger(__name__)
 
 
+class KnownVisits:
+    """What never changes about an agent's visit, remembered per process: account, zone,
+    language, country, currency and dpd. An assignment is never overwritten (save_assignment
+    inserts or does nothing), so these facts cannot go stale; status is not among them. Only
+    rows read with the agent's id in the WHERE enter, under (agent, visit)."""
+
+    def __init__(self, size: int = 50_000) -> None:
+        self._size = size
+        self._facts: dict[tuple[str, UUID], Mapping[str, Any]] = {}
+
+    def get(self, agent_id: str, visit_id: UUID) -> Mapping[str, Any] | None:
+        return self._facts.get((agent_id, visit_id))
+
+    def remember(self, agent_id: str, visit: Any) -> Mapping[str, Any]:
+        briefing, address = visit["briefing"], visit["address"]
+        facts = {
+            "account_id": visit["account_id"],
+            "time_zone": visit["time_zone"],
+            "language": visit["language"],
+            "address": {"country": address.get("country")},
+            "briefing": {"currency": briefing.get("currency"), "dpd": briefing.get("dpd")},
+        }
+        if len(self._facts) >= self._size:
+            self._facts.pop(next(iter(self._facts)))  # the oldest entry
+        self._facts[(agent_id, visit["visit_id"])] = facts
+        return facts
+
+
 @dataclass(frozen=True, slots=True)
 class Visits:
     """What the use cases need besides a connection, built once per process."""
@@ -51,6 +86,9 @@ class Visits:
     limits: proof.Limits
     max_promise_days: int
     max_queue_age: timedelta = timedelta(days=30)
+    cash_code_ttl: timedelta = timedelta(minutes=10)
+    cash_code_attempts: int = 5
+    known_visits: KnownVisits = field(default_factory=KnownVisits)
 
 
 class InvalidFields(Invalid):
@@ -133,6 +171,7 @@ async def check_in(
 ) -> tuple[CheckInView, bool]:
     """Record a check-in, accepted or refused (both are kept for audit), and publish it."""
     visit = await _own_visit(conn, agent_id, visit_id)
+    ctx.known_visits.remember(agent_id, visit)  # the outcome at this door follows
     stored = await repository.get_checkin(conn, body.checkin_id)
     if stored is None:
         _check_queue_age(ctx, body, device_clock)
@@ -262,6 +301,49 @@ def _view_fields(row: Any, model: type[Any]) -> dict[str, Any]:
 # --- outcomes and cash on site --------------------------------------------------------------
 
 
+async def record_outcome_at_once(
+    conn: asyncpg.Connection,
+    ctx: Visits,
+    agent_id: str,
+    visit_id: UUID,
+    body: OutcomeIn,
+    request_fingerprint: str,
+    key: str | None,
+) -> Written | None:
+    """The common case, a new valid outcome for a visit not cancelled, in one round trip (two
+    for a visit this process has not seen): one statement is its transaction. None when it is
+    not that case; nothing was written then, and `record_outcome` answers."""
+    if body.cash_confirmation is not None and body.cash_confirmation.method == "otp":
+        return None  # the code is spent in the general path's transaction
+    visit = ctx.known_visits.get(agent_id, visit_id)
+    if visit is None:
+        row = await repository.agent_visit(conn, agent_id, visit_id)
+        if row is None:
+            return None
+        visit = ctx.known_visits.remember(agent_id, row)
+    try:
+        _check_outcome(ctx, body, visit)
+    except Invalid:
+        return None
+    view = _new_outcome_view(visit_id, body, False)
+    written = Written.of(view, True)
+    event = Envelope(data=_outcome_event(visit, agent_id, visit_id, body, False), source=SOURCE)
+    cash = _cash_row(agent_id, visit, body) if body.outcome.kind in CASH_KINDS else None
+    status = await repository.record_outcome_at_once(
+        conn,
+        visit_id,
+        agent_id,
+        body,
+        view.detail,
+        request_fingerprint,
+        key,
+        written.body,
+        cash,
+        outbox_row(event),
+    )
+    return written if status == "recorded" else None
+
+
 async def record_outcome(
     conn: asyncpg.Connection,
     ctx: Visits,
@@ -292,8 +374,18 @@ async def record_outcome(
         stored = await repository.get_outcome(conn, body.outcome_id)
         return _replayed_outcome(stored, agent_id, request_fingerprint), False
     if body.outcome.kind in CASH_KINDS:
-        await _record_cash(conn, agent_id, visit, body)
-    event = p.VisitOutcomeRecorded(
+        await _spend_cash_code(conn, agent_id, body)
+        if not await repository.insert_cash(conn, _cash_row(agent_id, visit, body)):
+            raise Conflict("this receipt number is already used by this agent", "outcome.receipt_number")
+    event = _outcome_event(visit, agent_id, visit_id, body, cancelled_before)
+    await enqueue(conn, Envelope(data=event, source=SOURCE))
+    return _new_outcome_view(visit_id, body, cancelled_before), True
+
+
+def _outcome_event(
+    visit: Mapping[str, Any], agent_id: str, visit_id: UUID, body: OutcomeIn, cancelled_before: bool
+) -> p.VisitOutcomeRecorded:
+    return p.VisitOutcomeRecorded(
         account_id=visit["account_id"],
         visit_id=visit_id,
         agent_id=agent_id,
@@ -304,8 +396,10 @@ async def record_outcome(
         recording_ref=body.recording_ref,
         visit_cancelled_before=cancelled_before,
     )
-    await enqueue(conn, Envelope(data=event, source=SOURCE))
-    view = OutcomeView(
+
+
+def _new_outcome_view(visit_id: UUID, body: OutcomeIn, cancelled_before: bool) -> OutcomeView:
+    return OutcomeView(
         outcome_id=body.outcome_id,
         visit_id=visit_id,
         kind=body.outcome.kind,
@@ -313,7 +407,6 @@ async def record_outcome(
         recorded_at=body.recorded_at,
         visit_cancelled_before=cancelled_before,
     )
-    return view, True
 
 
 def _check_outcome(ctx: Visits, body: OutcomeIn, visit: Any) -> None:
@@ -357,6 +450,7 @@ def validate_outcome(body: OutcomeIn, visit: Any, max_promise_days: int, receive
             problems.append(
                 ("outcome", "the visit's currency is unknown: cash cannot be recorded against it")
             )
+        problems += _confirmation_problems(body.cash_confirmation)
     elif body.cash_confirmation is not None:
         problems.append(
             ("cash_confirmation", "only paid_on_site and partial_payment carry a cash confirmation")
@@ -365,29 +459,155 @@ def validate_outcome(body: OutcomeIn, visit: Any, max_promise_days: int, receive
         raise InvalidFields(problems)
 
 
-async def _record_cash(conn: asyncpg.Connection, agent_id: str, visit: Any, body: OutcomeIn) -> None:
+def _confirmation_problems(confirmation: CashConfirmation | None) -> list[tuple[str, str]]:
+    if confirmation is None or confirmation.method != "otp":
+        if confirmation is not None and confirmation.code is not None:
+            return [("cash_confirmation.code", "only an otp confirmation carries a code")]
+        return []
+    problems = []
+    if confirmation.code is None:
+        problems.append(
+            ("cash_confirmation.code", "an otp confirmation needs the code the customer read back")
+        )
+    if _confirmation_id(confirmation) is None:
+        problems.append(
+            ("cash_confirmation.reference", "an otp confirmation names the confirmation_id of its code")
+        )
+    return problems
+
+
+def _confirmation_id(confirmation: CashConfirmation) -> UUID | None:
+    try:
+        return UUID(confirmation.reference)
+    except ValueError:
+        return None
+
+
+def _cash_row(agent_id: str, visit: Mapping[str, Any], body: OutcomeIn) -> dict[str, Any]:
     outcome, confirmation = body.outcome, body.cash_confirmation
     assert isinstance(outcome, p.PaidOnSite | p.PartialPayment)
     assert confirmation is not None
-    inserted = await repository.insert_cash(
-        conn,
-        {
-            "outcome_id": body.outcome_id,
-            "agent_id": agent_id,
-            "receipt_number": outcome.receipt_number,
-            "amount": outcome.amount,
-            "currency": visit["briefing"]["currency"],
-            "collected_on": body.recorded_at.astimezone(ZoneInfo(visit["time_zone"])).date(),
-            "confirmation_method": confirmation.method,
-            "confirmation_ref": confirmation.reference,
-        },
-    )
-    if not inserted:
-        raise Conflict("this receipt number is already used by this agent", "outcome.receipt_number")
+    return {
+        "outcome_id": body.outcome_id,
+        "agent_id": agent_id,
+        "receipt_number": outcome.receipt_number,
+        "amount": outcome.amount,
+        "currency": visit["briefing"]["currency"],
+        "collected_on": body.recorded_at.astimezone(ZoneInfo(visit["time_zone"])).date(),
+        "confirmation_method": confirmation.method,
+        "confirmation_ref": confirmation.reference,
+    }
 
 
 def _outcome_view(row: Any) -> OutcomeView:
     return OutcomeView(**_view_fields(row, OutcomeView))
+
+
+# --- the customer's one-time code for cash ---------------------------------------------------
+
+
+def _code_hash(confirmation_id: UUID, code: str) -> str:
+    return hashlib.sha256(f"{confirmation_id}:{code}".encode()).hexdigest()
+
+
+async def request_cash_confirmation(
+    conn: asyncpg.Connection,
+    ctx: Visits,
+    agent_id: str,
+    visit_id: UUID,
+    body: CashConfirmationIn,
+    request_fingerprint: str,
+) -> tuple[CashConfirmationView, bool]:
+    """Draw a code, keep its hash, and ask follow-up to text it to the customer (outbox).
+
+    Exactly once per confirmation id: a resend answers the first record and sends nothing.
+    """
+    visit = await _own_visit(conn, agent_id, visit_id)
+    stored = await repository.get_cash_confirmation(conn, body.confirmation_id)
+    if stored is None:
+        currency = visit["briefing"].get("currency")
+        if not currency:
+            raise Invalid("the visit's currency is unknown: cash cannot be confirmed against it", "amount")
+        code = f"{secrets.randbelow(10**6):06d}"
+        row = {
+            **body.model_dump(),
+            "visit_id": visit_id,
+            "agent_id": agent_id,
+            "currency": currency,
+            "code_hash": _code_hash(body.confirmation_id, code),
+            "expires_at": datetime.now(UTC) + ctx.cash_code_ttl,
+            "fingerprint": request_fingerprint,
+        }
+        if await repository.insert_cash_confirmation(conn, row):
+            fields = _confirmation_fields(row)
+            event = p.CashConfirmationRequested(
+                account_id=visit["account_id"], agent_id=agent_id, code=code, **fields
+            )
+            await enqueue(conn, Envelope(data=event, source=SOURCE))
+            return CashConfirmationView(**fields), True
+        stored = await repository.get_cash_confirmation(conn, body.confirmation_id)
+    _same_request(stored, agent_id, request_fingerprint, "confirmation_id")
+    return CashConfirmationView(**_confirmation_fields(stored)), False
+
+
+def _confirmation_fields(row: Any) -> dict[str, Any]:
+    names = ("confirmation_id", "visit_id", "amount", "currency", "receipt_number", "expires_at")
+    return {name: row[name] for name in names}
+
+
+async def check_cash_code(
+    conn: asyncpg.Connection, ctx: Visits, agent_id: str, visit_id: UUID, body: OutcomeIn
+) -> None:
+    """The customer's code for an otp cash outcome, checked in its own statement before the
+    outcome's transaction: a wrong guess counts even though its request fails."""
+    confirmation = body.cash_confirmation
+    if body.outcome.kind not in CASH_KINDS or confirmation is None or confirmation.method != "otp":
+        return
+    if confirmation.code is None:
+        return  # validate_outcome names it
+    confirmation_id = _confirmation_id(confirmation)
+    if confirmation_id is None:
+        return  # validate_outcome names it
+    row = await repository.try_cash_code(conn, confirmation_id, agent_id, visit_id)
+    if row is None:
+        await _own_visit(conn, agent_id, visit_id)  # another agent's visit stays a 404
+        raise Invalid(
+            "no cash confirmation with this id was requested for this visit", "cash_confirmation.reference"
+        )
+    if row["used_by"] == body.outcome_id:
+        return  # this very outcome, sent again
+    outcome = body.outcome
+    assert isinstance(outcome, p.PaidOnSite | p.PartialPayment)
+    problem = _code_problem(ctx, row, confirmation_id, confirmation.code, outcome)
+    if problem is not None:
+        raise Invalid(problem[1], problem[0])
+
+
+def _code_problem(
+    ctx: Visits, row: Any, confirmation_id: UUID, code: str, outcome: p.PaidOnSite | p.PartialPayment
+) -> tuple[str, str] | None:
+    if row["used_by"] is not None:
+        return "cash_confirmation.reference", "this confirmation already confirms another outcome"
+    if row["attempts"] > ctx.cash_code_attempts:
+        return "cash_confirmation.code", "too many wrong codes: request a new confirmation"
+    if row["expires_at"] <= datetime.now(UTC):
+        return "cash_confirmation.code", "the code has expired: request a new confirmation"
+    if not hmac.compare_digest(row["code_hash"], _code_hash(confirmation_id, code)):
+        return "cash_confirmation.code", "the code does not match"
+    if row["amount"] != outcome.amount or row["receipt_number"] != outcome.receipt_number:
+        return "cash_confirmation.reference", "the code confirms another amount or receipt number"
+    return None
+
+
+async def _spend_cash_code(conn: asyncpg.Connection, agent_id: str, body: OutcomeIn) -> None:
+    """In the outcome's transaction: a code confirms one outcome (two racing for it: one wins)."""
+    confirmation = body.cash_confirmation
+    if confirmation is None or confirmation.method != "otp":
+        return
+    confirmation_id = _confirmation_id(confirmation)
+    assert confirmation_id is not None
+    if not await repository.spend_cash_code(conn, confirmation_id, agent_id, body.outcome_id):
+        raise Conflict("this confirmation already confirms another outcome", "cash_confirmation.reference")
 
 
 async def record_deposit(

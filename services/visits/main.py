@@ -45,7 +45,12 @@ def bootstrap(settings: VisitsSettings) -> Visits:
         max_clock_skew_s=settings.max_clock_skew_s,
     )
     return Visits(
-        VisitPolicy(catalog), limits, settings.max_promise_days, timedelta(days=settings.max_queue_age_days)
+        VisitPolicy(catalog),
+        limits,
+        settings.max_promise_days,
+        timedelta(days=settings.max_queue_age_days),
+        cash_code_ttl=timedelta(seconds=settings.cash_code_ttl_s),
+        cash_code_attempts=settings.cash_code_attempts,
     )
 
 
@@ -74,6 +79,9 @@ def create_app(settings: VisitsSettings | None = None) -> FastAPI:
         routers=[agent_router, team_router],
         consumers=CONSUMERS,
         background=[purge_idempotency_keys],
+        # Requests leave no session state (no SET, LISTEN or advisory lock; the outbox relay
+        # undoes its own): no reset query at each release, a round trip saved per request.
+        reset_sessions=False,
     )
     app.state.visits = bootstrap(settings)
     app.state.rate_limiter = RateLimiter(settings.rate_limit_per_s, settings.rate_limit_burst)

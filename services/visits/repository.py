@@ -11,6 +11,7 @@ import asyncpg
 
 from services.visits.models import OutcomeIn
 from shared.events import payloads as p
+from shared.outbox import OutboxRow
 
 _VISIT_COLUMNS = (
     "visit_id, account_id, plan_date, sequence, window_start, window_end, status, address,"
@@ -245,6 +246,55 @@ async def insert_outcome(
     return bool(inserted)
 
 
+async def record_outcome_at_once(
+    conn: asyncpg.Connection,
+    visit_id: UUID,
+    agent_id: str,
+    body: OutcomeIn,
+    detail: dict[str, Any],
+    request_fingerprint: str,
+    key: str | None,
+    response: bytes,
+    cash: dict[str, Any] | None,
+    event: OutboxRow,
+) -> str:
+    """The whole write of a new outcome in one call (migration 0003): 'recorded', or why not
+    ('not_found', 'cancelled', 'key_used', 'conflict'), in which case nothing was written."""
+    cash = cash or {}
+    try:
+        status: str = await conn.fetchval(
+            "SELECT record_outcome($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16,"
+            " $17, $18, $19, $20, $21, $22, $23)",
+            body.outcome_id,
+            visit_id,
+            agent_id,
+            body.outcome.kind,
+            detail,
+            body.notes,
+            body.recording_ref,
+            body.recorded_at,
+            body.observation.model_dump(mode="json") if body.observation else None,
+            request_fingerprint,
+            key,
+            response,
+            cash.get("receipt_number"),
+            cash.get("amount"),
+            cash.get("currency"),
+            cash.get("collected_on"),
+            cash.get("confirmation_method"),
+            cash.get("confirmation_ref"),
+            *event,
+        )
+    except asyncpg.PostgresError as exc:
+        if exc.sqlstate != _USED_ALREADY:
+            raise
+        return "conflict"
+    return status
+
+
+_USED_ALREADY = "VF409"  # raised by record_outcome: an outcome id or receipt number already used
+
+
 async def get_outcome(conn: asyncpg.Connection, outcome_id: UUID) -> asyncpg.Record | None:
     return await conn.fetchrow(f"SELECT {_OUTCOME_COLUMNS} FROM outcomes WHERE outcome_id = $1", outcome_id)
 
@@ -268,6 +318,67 @@ async def insert_cash(conn: asyncpg.Connection, row: dict[str, Any]) -> bool:
         row["confirmation_ref"],
     )
     return bool(inserted)
+
+
+_CONFIRMATION_COLUMNS = "confirmation_id, visit_id, amount, currency, receipt_number, expires_at"
+
+
+async def get_cash_confirmation(conn: asyncpg.Connection, confirmation_id: UUID) -> asyncpg.Record | None:
+    return await conn.fetchrow(
+        f"SELECT {_CONFIRMATION_COLUMNS}, agent_id, fingerprint FROM cash_confirmations"
+        " WHERE confirmation_id = $1",
+        confirmation_id,
+    )
+
+
+async def insert_cash_confirmation(conn: asyncpg.Connection, row: dict[str, Any]) -> bool:
+    inserted = await conn.fetchval(
+        """
+        INSERT INTO cash_confirmations (confirmation_id, visit_id, agent_id, amount, currency, receipt_number,
+                                        code_hash, expires_at, fingerprint)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+        ON CONFLICT (confirmation_id) DO NOTHING RETURNING true
+        """,
+        row["confirmation_id"],
+        row["visit_id"],
+        row["agent_id"],
+        row["amount"],
+        row["currency"],
+        row["receipt_number"],
+        row["code_hash"],
+        row["expires_at"],
+        row["fingerprint"],
+    )
+    return bool(inserted)
+
+
+async def try_cash_code(
+    conn: asyncpg.Connection, confirmation_id: UUID, agent_id: str, visit_id: UUID
+) -> asyncpg.Record | None:
+    """Count one attempt at the code (not once it is spent) and return what to check it against."""
+    return await conn.fetchrow(
+        """
+        UPDATE cash_confirmations SET attempts = attempts + CASE WHEN used_by IS NULL THEN 1 ELSE 0 END
+        WHERE confirmation_id = $1 AND agent_id = $2 AND visit_id = $3
+        RETURNING code_hash, amount, receipt_number, expires_at, attempts, used_by
+        """,
+        confirmation_id,
+        agent_id,
+        visit_id,
+    )
+
+
+async def spend_cash_code(
+    conn: asyncpg.Connection, confirmation_id: UUID, agent_id: str, outcome_id: UUID
+) -> bool:
+    spent = await conn.fetchval(
+        "UPDATE cash_confirmations SET used_by = $3 WHERE confirmation_id = $1 AND agent_id = $2"
+        " AND used_by IS NULL RETURNING true",
+        confirmation_id,
+        agent_id,
+        outcome_id,
+    )
+    return bool(spent)
 
 
 _DEPOSIT_COLUMNS = "deposit_id, amount, currency, deposited_on, bank_reference, recorded_at"

@@ -49,3 +49,9 @@ class VisitsSettings(ServiceSettings):
         ge=0,
         description="verified tokens remembered until they expire (0: verify every time)",
     )
+    cash_code_ttl_s: int = Field(
+        default=600, ge=60, description="how long the customer's one-time cash confirmation code is valid"
+    )
+    cash_code_attempts: int = Field(
+        default=5, ge=1, description="codes an agent may try for one cash confirmation"
+    )

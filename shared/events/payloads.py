@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Annotated, ClassVar, Literal, get_args
+from typing import Annotated, Any, ClassVar, Literal, get_args
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
@@ -119,6 +119,10 @@ class DelinquencyUpdated(DelinquencyPayload):
     segmentation_version: str | None = Field(
         default=None, max_length=64, description="version of the segmentation config that scored it"
     )
+    contact: ContactDetails | None = Field(
+        default=None, description="the customer's new contact data, when it changed (else null)"
+    )
+    address: Address | None = Field(default=None, description="the new address, when it changed (else null)")
 
 
 class PaymentReceived(DelinquencyPayload):
@@ -142,6 +146,21 @@ class CustomerFlagsChanged(DelinquencyPayload):
     flags: CustomerFlags
     changed: list[str]
     reason: str | None = Field(default=None, max_length=200)
+
+
+# --- corebanking.accounts.v1 (input of intake) ----------------------------------------
+
+
+class AccountSnapshotChanged(Payload):
+    """A core system's account change (CDC): the snapshot in intake's documented input schema.
+
+    `snapshot` is validated by intake (services/intake/models.py, docs/intake.md) exactly as a
+    batch or a file row; an invalid one goes to intake's dead-letter topic with the reason.
+    """
+
+    topic: ClassVar[str] = topics.CORE_BANKING_ACCOUNTS
+    type: Literal["account.snapshot_changed"] = "account.snapshot_changed"
+    snapshot: dict[str, Any] = Field(description="the account snapshot (AccountSnapshot of the batch API)")
 
 
 # --- collections.assignments.v1 ------------------------------------------------------
@@ -306,6 +325,23 @@ class VisitOutcomeRecorded(VisitOutcomePayload):
     visit_cancelled_before: bool = False
 
 
+class CashConfirmationRequested(VisitOutcomePayload):
+    """An agent took cash at the door: text the customer a one-time code confirming it.
+
+    For follow-up's SMS channel, to the phone it holds for the account (never a number the
+    agent gives). The customer reads the code back to the agent only if amount and receipt
+    are right; visits checks it when the cash outcome is recorded (single use, expiring).
+    """
+
+    type: Literal["visit.cash_confirmation_requested"] = "visit.cash_confirmation_requested"
+    confirmation_id: UUID
+    code: str = Field(pattern=r"^[0-9]{6}$", description="the one-time code the SMS carries")
+    amount: Money
+    currency: str = Field(min_length=3, max_length=3)
+    receipt_number: str = Field(min_length=1, max_length=64)
+    expires_at: datetime
+
+
 # --- collections.followups.v1 --------------------------------------------------------
 
 
@@ -388,11 +424,13 @@ EventPayload = Annotated[
     | PaymentReceived
     | DelinquencyCured
     | CustomerFlagsChanged
+    | AccountSnapshotChanged
     | VisitAssigned
     | VisitRescheduled
     | VisitCancelled
     | VisitCheckedIn
     | VisitOutcomeRecorded
+    | CashConfirmationRequested
     | SmsSent
     | SmsDeliveryUpdated
     | CallScheduled

@@ -8,6 +8,9 @@ VISIT_OUTCOMES: Final = "collections.visit-outcomes.v1"
 FOLLOWUPS: Final = "collections.followups.v1"
 
 ALL_TOPICS: Final = (DELINQUENCY, ASSIGNMENTS, VISIT_OUTCOMES, FOLLOWUPS)
+# An input, not part of the catalog's flow: core systems that stream account changes (CDC)
+# publish intake's snapshots here; intake consumes it when configured to (docs/intake.md).
+CORE_BANKING_ACCOUNTS: Final = "corebanking.accounts.v1"
 
 
 def dead_letter_topic(consumer_group: str) -> str:

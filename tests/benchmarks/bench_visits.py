@@ -27,6 +27,12 @@ Two phases:
 Every visits request carries the agent's JWT and goes through the rate limiter, raised here
 so that it never answers 429 (its cost is still paid on every request).
 
+Logging is the same for both servers: uvicorn's access log off, and no line per request
+(the visits service's per-span log lines, an access log in all but name, are turned off with
+LOG_SPANS=false unless BENCH_LOG_SPANS=true; its spans and metrics are still recorded). Besides
+requests/s, the capacity phase reports each server process's CPU time per request (user +
+system, from /proc): it moves far less with the machine's load than requests/s do.
+
 The JSON's *_rps are phase 1, its *_p99_ms phase 2. Prints figures, then one JSON line (the last line):
 {"route_rps": a, "route_p99_ms": b, "outcome_rps": c, "outcome_p99_ms": d, "bare_rps": e, "bare_p99_ms": f}
 """
@@ -105,7 +111,15 @@ def bare_app() -> Any:
 def serve_bare(port: int) -> None:
     import uvicorn
 
-    uvicorn.run(bare_app(), host="127.0.0.1", port=port, log_config=None, loop="uvloop", http="httptools")
+    uvicorn.run(
+        bare_app(),
+        host="127.0.0.1",
+        port=port,
+        log_config=None,
+        access_log=False,
+        loop="uvloop",
+        http="httptools",
+    )
 
 
 # --- the load generator (run with --loadgen) ----------------------------------------------------
@@ -293,7 +307,15 @@ def _wait_for_port(process: subprocess.Popen[bytes], port: int) -> None:
     time.sleep(0.5)
 
 
-def measure(scenario: str, port: int, agents: list[dict[str, Any]], rate: float = 0.0) -> dict[str, Any]:
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def measure(
+    scenario: str, port: int, agents: list[dict[str, Any]], rate: float = 0.0, server_pid: int | None = None
+) -> dict[str, Any]:
     spec = {
         "scenario": scenario,
         "port": port,
@@ -306,10 +328,20 @@ def measure(scenario: str, port: int, agents: list[dict[str, Any]], rate: float 
     }
     with tempfile.NamedTemporaryFile(suffix=".json") as out:
         spec["out"] = out.name
-        subprocess.run(
-            [sys.executable, __file__, "--loadgen"], input=json.dumps(spec).encode(), check=True, cwd=ROOT
-        )
-        return json.loads(Path(out.name).read_text())
+        loadgen = subprocess.Popen([sys.executable, __file__, "--loadgen"], stdin=subprocess.PIPE, cwd=ROOT)
+        assert loadgen.stdin is not None
+        loadgen.stdin.write(json.dumps(spec).encode())
+        loadgen.stdin.close()
+        # The server's CPU over the measured window only (not the warm-up, not the tail).
+        time.sleep(WARMUP_S)
+        cpu_before = cpu_seconds(server_pid) if server_pid else 0.0
+        time.sleep(DURATION_S)
+        cpu_after = cpu_seconds(server_pid) if server_pid else 0.0
+        if loadgen.wait() != 0:
+            raise RuntimeError("load generator failed")
+        result = json.loads(Path(out.name).read_text())
+        result["cpu_s"] = cpu_after - cpu_before
+        return result
 
 
 def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -318,8 +350,10 @@ def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
     for run in runs:
         for code, count in run["errors"].items():
             errors[code] = errors.get(code, 0) + count
+    cpu_s = sum(run.get("cpu_s", 0.0) for run in runs)
     return {
         "rps": round(len(latencies) / (DURATION_S * len(runs)), 1),
+        "cpu_us": round(cpu_s / max(len(latencies), 1) * 1e6),
         "p50_ms": round(statistics.median(latencies) * 1000, 2),
         "p99_ms": round(latencies[int(len(latencies) * 0.99)] * 1000, 2),
         "requests": len(latencies),
@@ -331,13 +365,13 @@ SCENARIOS = ("bare", "route", "outcome")
 
 
 def run_scenarios(
-    ports: dict[str, int], agents: list[dict[str, Any]]
+    ports: dict[str, int], pids: dict[str, int], agents: list[dict[str, Any]]
 ) -> tuple[dict[str, Any], dict[str, Any], float]:
     """Capacity (closed loop, interleaved rounds), then latency with paced agents."""
     capacity: dict[str, list[dict[str, Any]]] = {name: [] for name in SCENARIOS}
     for round_number in range(ROUNDS):
         for name in SCENARIOS:
-            capacity[name].append(measure(name, ports[name], agents))
+            capacity[name].append(measure(name, ports[name], agents, server_pid=pids[name]))
             print(f"round {round_number + 1} {name}: {capacity[name][-1]['requests']} requests", flush=True)
     saturated = {name: summarise(runs) for name, runs in capacity.items()}
     rate = AGENTS / AGENT_INTERVAL_S
@@ -382,11 +416,13 @@ def main() -> int:
             "RUN_CONSUMERS": "false",
             "RATE_LIMIT_PER_S": "1000000",
             "RATE_LIMIT_BURST": "1000000",
+            "LOG_SPANS": os.environ.get("BENCH_LOG_SPANS", "false"),
         }
         servers.append(start_server(["-m", "services.visits"], env, visits_port, work / "visits.log"))
         servers.append(start_server([__file__, "--bare", str(bare_port)], env, bare_port, work / "bare.log"))
         ports = {"bare": bare_port, "route": visits_port, "outcome": visits_port}
-        saturated, paced, rate = run_scenarios(ports, agents)
+        pids = {"bare": servers[1].pid, "route": servers[0].pid, "outcome": servers[0].pid}
+        saturated, paced, rate = run_scenarios(ports, pids, agents)
     finally:
         for server in servers:
             server.terminate()
@@ -400,8 +436,8 @@ def main() -> int:
         f"capacity: closed loop, {ROUNDS} interleaved rounds (latency here is queueing: {AGENTS} waiting requests)"
     )
     for name, s in saturated.items():
-        print(f"  {name:<8} {s['rps']:>8.1f} req/s  p50 {s['p50_ms']:>7.2f} ms  p99 {s['p99_ms']:>7.2f} ms  "
-              f"errors {s['errors'] or 'none'}")  # fmt: skip
+        print(f"  {name:<8} {s['rps']:>8.1f} req/s  server CPU {s['cpu_us']:>5} us/request  "
+              f"p50 {s['p50_ms']:>7.2f} ms  p99 {s['p99_ms']:>7.2f} ms  errors {s['errors'] or 'none'}")  # fmt: skip
     print(
         f"latency: the same {AGENTS} agents, each sending one request every {AGENT_INTERVAL_S:g} s ({rate:g} req/s)"
     )
@@ -411,6 +447,9 @@ def main() -> int:
     bare = saturated["bare"]["rps"]
     print(f"route {saturated['route']['rps'] / bare:.0%} and outcome {saturated['outcome']['rps'] / bare:.0%} "
           f"of bare capacity (target >= 50 %); p99 with paced agents (target <= 50 ms)")  # fmt: skip
+    print(f"server CPU per request: route {saturated['route']['cpu_us'] / saturated['bare']['cpu_us']:.1f}x and "
+          f"outcome {saturated['outcome']['cpu_us'] / saturated['bare']['cpu_us']:.1f}x bare's; span log lines "
+          f"{'on' if os.environ.get('BENCH_LOG_SPANS') == 'true' else 'off'}")  # fmt: skip
     print(json.dumps({
         "route_rps": saturated["route"]["rps"], "route_p99_ms": paced["route"]["p99_ms"],
         "outcome_rps": saturated["outcome"]["rps"], "outcome_p99_ms": paced["outcome"]["p99_ms"],

@@ -5,7 +5,7 @@ one SMS through the sandbox gateway → sms.sent."""
 import asyncio
 import signal
 import uuid
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import httpx
 import pytest
@@ -70,7 +70,7 @@ async def test_batch_to_sms_through_every_service(stack, kafka_bootstrap) -> Non
 
         outcome = {
             "outcome_id": str(uuid.uuid4()),
-            "recorded_at": "2026-11-29T10:15:00+08:00",
+            "recorded_at": datetime.now(UTC).isoformat(),  # promise dates below are relative to today
             "outcome": {
                 "kind": "promise_to_pay",
                 "amount": "300.00",

@@ -26,8 +26,9 @@ from fastapi import FastAPI
 from services.visits import handlers
 from services.visits.main import create_app
 from services.visits.settings import VisitsSettings
-from shared.events import Envelope
+from shared.events import Envelope, decode, topics
 from shared.events import payloads as p
+from tests.conftest import read_topic
 
 ZONE = "Asia/Shanghai"
 # A door in Shenzhen, and points at known distances from it.
@@ -180,9 +181,33 @@ def cash_body(
 ) -> dict[str, Any]:
     cash = {
         "outcome": {"kind": kind, "amount": amount, "receipt_number": receipt},
-        "cash_confirmation": {"method": "otp", "reference": f"otp-{uuid.uuid4().hex[:8]}"},
+        "cash_confirmation": {"method": "signature", "reference": f"sig-{uuid.uuid4().hex[:8]}"},
     }
     return promise_body(**{**cash, **overrides})
+
+
+async def texted_code(
+    visits: Visits, kafka_bootstrap: str, agent_id: str, visit: p.VisitAssigned, receipt: str, amount: str
+) -> dict[str, str]:
+    """Ask for the customer's one-time code and read it where follow-up would: from the event.
+
+    Returns the `cash_confirmation` of an outcome that the customer confirmed.
+    """
+    confirmation_id = str(uuid.uuid4())
+    r = await visits.client.post(
+        f"/v1/me/visits/{visit.visit_id}/cash-confirmations",
+        json={"confirmation_id": confirmation_id, "amount": amount, "receipt_number": receipt},
+        headers=visits.agent(agent_id),
+    )
+    assert r.status_code == 201, r.text
+
+    def texted(records: list[Any]) -> list[Any]:
+        events = [decode(x.value, x.headers) for x in records if x.key == visit.account_id.encode()]
+        return [e for e in events if e.type == "visit.cash_confirmation_requested"]
+
+    events = texted(await read_topic(kafka_bootstrap, topics.VISIT_OUTCOMES, texted))
+    [event] = [e for e in events if str(e.data.confirmation_id) == confirmation_id]
+    return {"method": "otp", "reference": confirmation_id, "code": event.data.code}
 
 
 @pytest.fixture(scope="package")

@@ -125,7 +125,18 @@ async def test_another_agents_visit_is_404_on_every_endpoint(visits, agent_id) -
         ("POST", "/v1/me/visits/{visit_id}/outcomes"): lambda v: visits.client.post(
             f"/v1/me/visits/{v}/outcomes", json=cash_body(f"R-{uuid.uuid4().hex[:6]}"), headers=as_intruder
         ),
+        ("POST", "/v1/me/visits/{visit_id}/cash-confirmations"): lambda v: visits.client.post(
+            f"/v1/me/visits/{v}/cash-confirmations",
+            json={"confirmation_id": str(uuid.uuid4()), "amount": "10.00", "receipt_number": "R-1"},
+            headers=as_intruder,
+        ),
     }
+    otp_outcome = cash_body(
+        "R-OTP", cash_confirmation={"method": "otp", "reference": str(uuid.uuid4()), "code": "123456"}
+    )
+    for v in (theirs.visit_id, missing):
+        r = await visits.client.post(f"/v1/me/visits/{v}/outcomes", json=otp_outcome, headers=as_intruder)
+        assert r.status_code == 404, "an otp cash outcome too"
     with_visit_id = {op for op in operations(visits.app) if "{visit_id}" in op[1]}
     assert set(cases) == with_visit_id, "every endpoint taking a visit id has a BOLA case"
     for op, call in cases.items():
@@ -136,6 +147,7 @@ async def test_another_agents_visit_is_404_on_every_endpoint(visits, agent_id) -
         ), op
     assert not await visits.fetch("SELECT 1 FROM checkins WHERE visit_id = $1", theirs.visit_id)
     assert not await visits.fetch("SELECT 1 FROM outcomes WHERE visit_id = $1", theirs.visit_id)
+    assert not await visits.fetch("SELECT 1 FROM cash_confirmations WHERE visit_id = $1", theirs.visit_id)
     [row] = await visits.fetch("SELECT status FROM visits WHERE visit_id = $1", theirs.visit_id)
     assert row["status"] == "assigned"
 
@@ -226,6 +238,7 @@ async def test_every_agent_operation_is_covered_by_a_bola_case(visits) -> None:
         ("GET", "/v1/me/visits/{visit_id}"),
         ("POST", "/v1/me/visits/{visit_id}/check-ins"),
         ("POST", "/v1/me/visits/{visit_id}/outcomes"),  # test_another_agents_visit_is_404_on_every_endpoint
+        ("POST", "/v1/me/visits/{visit_id}/cash-confirmations"),  # idem
         ("GET", "/v1/me/visits"),
         ("GET", "/v1/me/route/{day}"),  # test_agent_lists_show_only_their_own_visits
         ("POST", "/v1/me/cash-deposits"),  # test_another_agents_deposit_id_is_neither_read_nor_changed

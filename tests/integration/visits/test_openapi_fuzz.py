@@ -116,7 +116,7 @@ async def test_schemathesis_finds_no_server_error_and_no_schema_violation(
                 statuses.setdefault(f"{operation.method.upper()} {operation.path}", set()).add(
                     response.status_code
                 )
-    assert len(statuses) == 9
+    assert len(statuses) == 10
     assert all(codes & {200, 201} for codes in statuses.values()), (
         "every operation was reached, not only refused"
     )

@@ -10,7 +10,7 @@ import pytest
 from services.visits.models import OUTCOME_EXAMPLES
 from shared.events import decode, topics
 from tests.conftest import read_topic
-from tests.integration.visits.conftest import ZONE, cash_body, promise_body
+from tests.integration.visits.conftest import ZONE, cash_body, promise_body, texted_code
 
 pytestmark = pytest.mark.integration
 
@@ -175,6 +175,104 @@ async def test_cash_needs_the_customers_confirmation(visits, agent_id) -> None:
     assert r.status_code == 422 and r.json()["detail"][0]["field"] == "cash_confirmation"
 
 
+async def test_cash_confirmed_by_the_code_follow_up_texts_to_the_customer(
+    visits, kafka_bootstrap, agent_id
+) -> None:
+    visit = await visits.assign(agent_id)
+    confirmation = await texted_code(visits, kafka_bootstrap, agent_id, visit, "R-OTP-1", "800.00")
+    [stored] = await visits.fetch(
+        "SELECT code_hash, currency FROM cash_confirmations WHERE confirmation_id = $1",
+        uuid.UUID(confirmation["reference"]),
+    )
+    assert confirmation["code"] not in stored["code_hash"] and stored["currency"] == "CNY", "only a hash"
+    headers = visits.agent(agent_id)
+    other_amount = cash_body("R-OTP-1", "900.00", cash_confirmation=confirmation)
+    r = await visits.client.post(url(visit), json=other_amount, headers=headers)
+    assert r.status_code == 422
+    assert r.json()["detail"] == [
+        {
+            "field": "cash_confirmation.reference",
+            "reason": "the code confirms another amount or receipt number",
+        }
+    ]
+    body = cash_body("R-OTP-1", "800.00", cash_confirmation=confirmation)
+    r = await visits.client.post(url(visit), json=body, headers=headers)
+    assert r.status_code == 201, r.text
+    assert (await visits.client.post(url(visit), json=body, headers=headers)).status_code == 200, "resend"
+    [cash] = await visits.fetch(
+        "SELECT confirmation_method, confirmation_ref FROM cash_collections WHERE outcome_id = $1",
+        uuid.UUID(body["outcome_id"]),
+    )
+    assert dict(cash) == {"confirmation_method": "otp", "confirmation_ref": confirmation["reference"]}
+    second = await visits.assign(agent_id, sequence=2)
+    reused = cash_body("R-OTP-2", "800.00", cash_confirmation=confirmation)
+    r = await visits.client.post(url(second), json=reused, headers=headers)
+    assert r.status_code == 422 and r.json()["detail"][0]["field"] == "cash_confirmation.reference"
+
+
+async def test_a_resent_code_request_sends_no_new_code(visits, agent_id) -> None:
+    visit = await visits.assign(agent_id)
+    path = f"/v1/me/visits/{visit.visit_id}/cash-confirmations"
+    body = {"confirmation_id": str(uuid.uuid4()), "amount": "80.00", "receipt_number": "R-77"}
+    first = await visits.client.post(path, json=body, headers=visits.agent(agent_id))
+    assert first.status_code == 201, first.text
+    assert first.json()["currency"] == "CNY" and first.json()["channel"] == "sms"
+    sql = "SELECT code_hash FROM cash_confirmations WHERE confirmation_id = $1"
+    [before] = await visits.fetch(sql, uuid.UUID(body["confirmation_id"]))
+    again = await visits.client.post(path, json=body, headers=visits.agent(agent_id))
+    assert again.status_code == 200 and again.json() == first.json()
+    [after] = await visits.fetch(sql, uuid.UUID(body["confirmation_id"]))
+    assert after["code_hash"] == before["code_hash"], "the customer's code stays the one texted"
+    other = await visits.client.post(path, json={**body, "amount": "90.00"}, headers=visits.agent(agent_id))
+    assert other.status_code == 409 and other.json()["detail"][0]["field"] == "confirmation_id"
+    no_currency = await visits.assign(agent_id, sequence=2, currency=None)
+    r = await visits.client.post(
+        f"/v1/me/visits/{no_currency.visit_id}/cash-confirmations",
+        json={**body, "confirmation_id": str(uuid.uuid4())},
+        headers=visits.agent(agent_id),
+    )
+    assert r.status_code == 422 and r.json()["detail"][0]["field"] == "amount"
+
+
+async def test_wrong_codes_are_counted_and_refused(visits, kafka_bootstrap, agent_id) -> None:
+    visit = await visits.assign(agent_id)
+    confirmation = await texted_code(visits, kafka_bootstrap, agent_id, visit, "R-OTP-9", "50.00")
+    wrong = f"{(int(confirmation['code']) + 1) % 10**6:06d}"
+    headers = visits.agent(agent_id)
+    reasons = []
+    for _ in range(6):
+        bad = cash_body("R-OTP-9", "50.00", cash_confirmation={**confirmation, "code": wrong})
+        r = await visits.client.post(url(visit), json=bad, headers=headers)
+        assert r.status_code == 422
+        reasons.append(r.json()["detail"][0]["reason"])
+    assert reasons == ["the code does not match"] * 5 + ["too many wrong codes: request a new confirmation"]
+    right = cash_body("R-OTP-9", "50.00", cash_confirmation=confirmation)
+    r = await visits.client.post(url(visit), json=right, headers=headers)
+    assert r.status_code == 422, "guessing stops for good, even with the right code"
+    assert not await visits.fetch("SELECT 1 FROM outcomes WHERE visit_id = $1", visit.visit_id)
+
+
+async def test_an_otp_confirmation_needs_its_code_and_id(visits, agent_id) -> None:
+    visit = await visits.assign(agent_id)
+    body = cash_body("R-1", cash_confirmation={"method": "otp", "reference": "otp-1"})
+    r = await visits.client.post(url(visit), json=body, headers=visits.agent(agent_id))
+    assert r.status_code == 422
+    assert [d["field"] for d in r.json()["detail"]] == [
+        "cash_confirmation.code",
+        "cash_confirmation.reference",
+    ]
+    unknown = {"method": "otp", "reference": str(uuid.uuid4()), "code": "123456"}
+    r = await visits.client.post(
+        url(visit), json=cash_body("R-1", cash_confirmation=unknown), headers=visits.agent(agent_id)
+    )
+    assert r.status_code == 422 and r.json()["detail"][0]["field"] == "cash_confirmation.reference"
+    signed = {"method": "signature", "reference": "sig-1", "code": "123456"}
+    r = await visits.client.post(
+        url(visit), json=cash_body("R-1", cash_confirmation=signed), headers=visits.agent(agent_id)
+    )
+    assert r.status_code == 422 and r.json()["detail"][0]["field"] == "cash_confirmation.code"
+
+
 async def test_a_receipt_number_is_unique_per_agent(visits, agent_id) -> None:
     first, second = await visits.assign(agent_id), await visits.assign(agent_id, sequence=2)
     ok = await visits.client.post(url(first), json=cash_body("R-7"), headers=visits.agent(agent_id))
@@ -258,7 +356,7 @@ async def test_supervisors_see_cash_collected_vs_deposited_per_agent_and_day(vis
 
 
 @pytest.mark.parametrize("kind", sorted(OUTCOME_EXAMPLES))
-async def test_every_documented_example_is_accepted(visits, agent_id, kind) -> None:
+async def test_every_documented_example_is_accepted(visits, kafka_bootstrap, agent_id, kind) -> None:
     visit = await visits.assign(agent_id)
     body = {
         **OUTCOME_EXAMPLES[kind]["value"],
@@ -267,6 +365,11 @@ async def test_every_documented_example_is_accepted(visits, agent_id, kind) -> N
     }
     if body["outcome"]["kind"] == "promise_to_pay":
         body["outcome"] = {**body["outcome"], "promised_date": (today() + timedelta(days=6)).isoformat()}
+    if body.get("cash_confirmation", {}).get("method") == "otp":
+        cash = body["outcome"]
+        body["cash_confirmation"] = await texted_code(
+            visits, kafka_bootstrap, agent_id, visit, cash["receipt_number"], cash["amount"]
+        )
     r = await visits.client.post(url(visit), json=body, headers=visits.agent(agent_id))
     assert r.status_code == 201, r.text
     assert r.json()["kind"] == kind

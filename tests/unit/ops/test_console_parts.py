@@ -67,6 +67,7 @@ def test_personal_fields_are_redacted_wherever_they_are() -> None:
             "items": [{"notes": "at home after 6"}],
             "dpd": 3,
             "customer_name": None,
+            "confirmation": {"code": "482913", "amount": "50.00"},
         }
     )
     assert redacted == {
@@ -75,6 +76,7 @@ def test_personal_fields_are_redacted_wherever_they_are() -> None:
         "items": [{"notes": REDACTED}],
         "dpd": 3,
         "customer_name": None,
+        "confirmation": {"code": REDACTED, "amount": "50.00"},
     }
     assert redacted_payload(b"\xff not json") == (None, "not JSON")
 

@@ -45,6 +45,35 @@ def test_every_broken_rule_is_reported_at_once() -> None:
     ]
 
 
+@pytest.mark.parametrize(
+    ("confirmation", "expected"),
+    [
+        ({"method": "otp", "reference": "6c1f7f8e-1d1e-4c8e-9a51-0f1f9d6b2a11", "code": "041203"}, []),
+        ({"method": "signature", "reference": "sig-1"}, []),
+        (
+            {"method": "otp", "reference": "otp-1"},
+            [
+                ("cash_confirmation.code", "an otp confirmation needs the code the customer read back"),
+                (
+                    "cash_confirmation.reference",
+                    "an otp confirmation names the confirmation_id of its code",
+                ),
+            ],
+        ),
+        (
+            {"method": "signature", "reference": "sig-1", "code": "041203"},
+            [("cash_confirmation.code", "only an otp confirmation carries a code")],
+        ),
+    ],
+)
+def test_an_otp_confirmation_carries_its_id_and_code(confirmation, expected) -> None:
+    body = outcome(
+        outcome={"kind": "paid_on_site", "amount": "10", "receipt_number": "R-1"},
+        cash_confirmation=confirmation,
+    )
+    assert problems(body) == expected
+
+
 def test_a_promise_is_dated_in_the_customers_calendar() -> None:
     # 23:30 UTC on the 26th is already the 27th in Shanghai: a promise for the 27th is fine.
     late = outcome(
