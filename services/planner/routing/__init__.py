@@ -4,8 +4,9 @@ Pure (no database, no Kafka). The planner builds a `RoutingProblem` — agents (
 home base, shift, max visits, skills, break), visits (`Job`: place, service time, windows,
 priority, skills) and a travel model (`HaversineTravel` for a city, `EuclideanTravel` for
 benchmarks) — with times in integer seconds from an epoch of its choice, and `solve` returns
-each agent's timed route and every visit left out with the reason. VROOM and OR-Tools sit
-behind the same call (`solver="vroom" | "ortools" | "hybrid"`); see docs/routing.md.
+each agent's timed route and every visit left out with the reason. VROOM, OR-Tools and PyVRP
+sit behind the same call (`solver="vroom" | "ortools" | "pyvrp" | "hybrid"`); see
+docs/planner.md.
 """
 
 from services.planner.routing.core import DEFAULT_SOLVER, solve

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import random
 
+import numpy as np
 import pytest
 
 from services.planner import routing as r
+from services.planner.routing import engines
+from services.planner.routing.instance import build
 from tests.routecheck import check_day
 
 HOUR = 3600
@@ -187,3 +190,22 @@ def test_a_city_sized_day_is_split_into_territories_and_stays_valid() -> None:
     kept = {s.job_id for route in solution.routes for s in route.stops}
     mean_kept = sum(j.priority for j in jobs if j.id in kept) / planned
     assert mean_kept > 70  # ranked by priority: far above the average case (50)
+
+
+def test_the_hybrid_gives_days_without_breaks_to_pyvrp_and_days_with_breaks_to_vroom() -> None:
+    jobs = [visit(f"v{k}", east(1 + k % 3, k // 3)) for k in range(6)]
+    plain = solve([agent()], jobs, r.DEFAULT_SOLVER)
+    lunch = r.Break(window=(12 * HOUR, 13 * HOUR), duration_s=45 * 60)
+    with_break = solve([agent(breaks=[lunch])], jobs, r.DEFAULT_SOLVER)
+    assert plain.solver == "pyvrp"
+    assert with_break.solver.startswith("vroom")
+    assert len(order(plain)) == len(order(with_break)) == 6
+
+
+def test_an_engine_plan_the_day_does_not_allow_is_thrown_away() -> None:
+    problem = r.RoutingProblem([agent(max_jobs=1)], [visit("a", east(1)), visit("b", east(2))], CITY)
+    instance = build(problem.travel, problem.vehicles, problem.jobs, np.ones((1, 2), dtype=bool))
+    assert engines._checked(instance, [[0]]) == [[0]]
+    assert engines._checked(instance, [[0, 1]]) == [[]]  # two visits for an agent allowed one
+    forbidden = build(problem.travel, [agent()], problem.jobs, np.array([[True, False]]))
+    assert engines._checked(forbidden, [[0, 1]]) == [[]]  # b is not this agent's to take
