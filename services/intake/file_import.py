@@ -174,9 +174,13 @@ async def _run_chunks(
         try:
             while True:
                 chunk = await parsing
-                if not chunk.eof:
-                    parsing = asyncio.ensure_future(asyncio.to_thread(reader.next_chunk))
-                await _commit_chunk(conn, applier, record, chunk, seg)
+
+                def parse_next(eof: bool = chunk.eof) -> None:
+                    nonlocal parsing
+                    if not eof:
+                        parsing = asyncio.ensure_future(asyncio.to_thread(reader.next_chunk))
+
+                await _commit_chunk(conn, applier, record, chunk, seg, parse_next)
                 if progress is not None:
                     progress(record, chunk)
                 if chunk.eof or (stopping is not None and stopping.is_set()):
@@ -196,15 +200,20 @@ async def _commit_chunk(
     record: ImportRecord,
     chunk: Chunk,
     seg: Segmentation,
+    staged: Callable[[], None],
 ) -> None:
+    """Commit one chunk. `staged` is called once its rows are in PostgreSQL: the parser thread
+    starts on the next chunk then, while PostgreSQL diffs this one, and not during the COPY,
+    when it would hold the GIL against the event loop feeding PostgreSQL."""
     import_id = record.import_id
     async with conn.transaction():
         await repository.lock_apply(conn)
         result = repository.ChunkResult(0, 0, 0)
         if chunk.accepted:
-            result = await applier.apply(
-                chunk.stage_csv, f"import:{import_id}", record.trace_id, str(import_id), seg.version
-            )
+            await applier.stage(chunk.stage_csv)
+        staged()
+        if chunk.accepted:
+            result = await applier.apply(f"import:{import_id}", record.trace_id, str(import_id), seg.version)
         await repository.record_rejections(conn, import_id, chunk.problems)
         await repository.advance_import(
             conn,

@@ -16,8 +16,10 @@ from services.intake import masking, repository
 from services.intake.lifecycle import AccountState, diff, priority_of, unchanged
 from services.intake.models import AccountSnapshot
 from services.intake.segmentation import Segmentation
+from shared.consumer import PermanentError
 from shared.errors import Conflict, NotFound
 from shared.events import Envelope
+from shared.events import payloads as p
 from shared.outbox import enqueue
 
 SOURCE = "/fieldcollect/intake"
@@ -68,7 +70,11 @@ class _Plan:
 
 
 def _plan(
-    snapshots: Sequence[AccountSnapshot], states: dict[str, AccountState], seg: Segmentation, source: str
+    snapshots: Sequence[AccountSnapshot],
+    states: dict[str, AccountState],
+    seg: Segmentation,
+    source: str,
+    cause: Envelope | None = None,
 ) -> _Plan:
     """The diff of every snapshot, in order: pure CPU work, run off the event loop."""
     plan = _Plan()
@@ -83,7 +89,9 @@ def _plan(
         states[snap.account_id] = transition.state
         score = priority_of(snap, seg).score
         plan.rows[snap.account_id] = repository.AccountRow(snap, transition.state, score, seg.version)
-        plan.events.extend(Envelope(data=e, source=source) for e in transition.events)
+        plan.events.extend(
+            cause.caused(e, source) if cause else Envelope(data=e, source=source) for e in transition.events
+        )
     return plan
 
 
@@ -93,11 +101,18 @@ async def apply_snapshots(
     seg: Segmentation,
     source: str,
     origin: str,
+    cause: Envelope | None = None,
 ) -> ApplyResult:
-    """Diff and commit in the caller's transaction. Duplicated accounts apply in order."""
+    """Diff and commit in the caller's transaction. Duplicated accounts apply in order.
+
+    With a `cause` (a consumed event), the events are caused by it (correlation, trace).
+    """
     await repository.lock_apply(conn)
     states = await repository.load_states(conn, [s.account_id for s in snapshots])
-    plan = await asyncio.to_thread(_plan, snapshots, states, seg, source)
+    if len(snapshots) == 1:
+        plan = _plan(snapshots, states, seg, source, cause)  # a thread hop costs more than one diff
+    else:
+        plan = await asyncio.to_thread(_plan, snapshots, states, seg, source, cause)
     await repository.save_accounts(conn, list(plan.rows.values()))
     await repository.record_ignored(conn, plan.ignored, origin)
     await enqueue(conn, *plan.events)
@@ -150,6 +165,22 @@ async def ingest_batch(
             raise BatchRejected(answer)
         await repository.store_batch_result(conn, idempotency_key, answer)
     return answer, False
+
+
+async def apply_change(conn: asyncpg.Connection, event: Envelope, seg: Segmentation) -> None:
+    """A core system's account change (CDC topic): validated and diffed as a batch row is.
+
+    An invalid snapshot is a PermanentError naming fields and reasons (never values): the
+    consumer runner sends it to intake's dead-letter topic and the partition keeps flowing.
+    """
+    data = event.data
+    assert isinstance(data, p.AccountSnapshotChanged)
+    snapshots, errors = validate_rows([data.snapshot])
+    if errors:
+        raise PermanentError("; ".join(f"snapshot.{e.field}: {e.reason}" for e in errors)[:1000])
+    if snapshots[0].account_id != data.account_id:
+        raise PermanentError("snapshot.account_id: differs from the event's account_id")
+    await apply_snapshots(conn, snapshots, seg, SOURCE, f"cdc:{event.id}", cause=event)
 
 
 class BatchRejected(Exception):

@@ -23,6 +23,8 @@ class AccountState:
     overdue_amount: Decimal
     last_payment_date: date | None
     flags: p.CustomerFlags
+    contact: p.ContactDetails | None = None
+    address: p.Address | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +49,8 @@ def diff(previous: AccountState | None, snap: AccountSnapshot, seg: Segmentation
         overdue_amount=snap.overdue_amount,
         last_payment_date=snap.last_payment_date,
         flags=flags,
+        contact=contact_of(snap),
+        address=address_of(snap),
     )
     events: list[p.Payload] = []
     if previous is not None and previous.flags != flags:
@@ -61,12 +65,17 @@ def diff(previous: AccountState | None, snap: AccountSnapshot, seg: Segmentation
     if not state.delinquent:
         reason = "closed" if snap.status == "closed" else "current"
         events.append(p.DelinquencyCured(account_id=snap.account_id, as_of=snap.as_of, reason=reason))
-    elif (state.dpd_bucket, state.outstanding, state.overdue_amount) != (
-        previous.dpd_bucket,
-        previous.outstanding,
-        previous.overdue_amount,
-    ):
-        events.append(_updated(snap, state, seg))
+    else:
+        moved = (state.dpd_bucket, state.outstanding, state.overdue_amount) != (
+            previous.dpd_bucket,
+            previous.outstanding,
+            previous.overdue_amount,
+        )
+        # New contact data or a new address is news for a case: where to visit, whom to text.
+        contact = state.contact if state.contact != previous.contact else None
+        address = state.address if state.address != previous.address else None
+        if moved or contact is not None or address is not None:
+            events.append(_updated(snap, state, seg, contact, address))
     return Transition(state, events)
 
 
@@ -79,8 +88,24 @@ def unchanged(previous: AccountState | None, transition: Transition) -> bool:
     )
 
 
-def _opened(snap: AccountSnapshot, state: AccountState, seg: Segmentation) -> p.DelinquencyOpened:
+def contact_of(snap: AccountSnapshot) -> p.ContactDetails:
+    c = snap.customer
+    return p.ContactDetails(name=c.name, phone=c.phone, language=c.language, time_zone=c.time_zone)
+
+
+def address_of(snap: AccountSnapshot) -> p.Address:
     a = snap.address
+    return p.Address(
+        line1=a.line1,
+        city=a.city,
+        region=a.region,
+        postal_code=a.postal_code,
+        country=a.country,
+        location=p.GeoPoint(lat=a.lat, lon=a.lon) if a.lat is not None and a.lon is not None else None,
+    )
+
+
+def _opened(snap: AccountSnapshot, state: AccountState, seg: Segmentation) -> p.DelinquencyOpened:
     return p.DelinquencyOpened(
         account_id=snap.account_id,
         customer_id=snap.customer_id,
@@ -93,25 +118,19 @@ def _opened(snap: AccountSnapshot, state: AccountState, seg: Segmentation) -> p.
         dpd=snap.dpd,
         dpd_bucket=state.dpd_bucket,
         **_scored(priority_of(snap, seg), seg),
-        contact=p.ContactDetails(
-            name=snap.customer.name,
-            phone=snap.customer.phone,
-            language=snap.customer.language,
-            time_zone=snap.customer.time_zone,
-        ),
-        address=p.Address(
-            line1=a.line1,
-            city=a.city,
-            region=a.region,
-            postal_code=a.postal_code,
-            country=a.country,
-            location=p.GeoPoint(lat=a.lat, lon=a.lon) if a.lat is not None and a.lon is not None else None,
-        ),
+        contact=contact_of(snap),
+        address=address_of(snap),
         flags=state.flags,
     )
 
 
-def _updated(snap: AccountSnapshot, state: AccountState, seg: Segmentation) -> p.DelinquencyUpdated:
+def _updated(
+    snap: AccountSnapshot,
+    state: AccountState,
+    seg: Segmentation,
+    contact: p.ContactDetails | None,
+    address: p.Address | None,
+) -> p.DelinquencyUpdated:
     return p.DelinquencyUpdated(
         account_id=snap.account_id,
         as_of=snap.as_of,
@@ -120,6 +139,8 @@ def _updated(snap: AccountSnapshot, state: AccountState, seg: Segmentation) -> p
         dpd=snap.dpd,
         dpd_bucket=state.dpd_bucket,
         **_scored(priority_of(snap, seg), seg),
+        contact=contact,
+        address=address,
     )
 
 

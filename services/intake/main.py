@@ -7,6 +7,7 @@ from pathlib import Path
 from fastapi import FastAPI
 
 from services.intake.api import router
+from services.intake.consumers import consumers
 from services.intake.file_import import ImportRunner
 from services.intake.segmentation import load_segmentation
 from services.intake.settings import IntakeSettings
@@ -31,6 +32,7 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
         schema=SCHEMA,
         service_dir=SERVICE_DIR,
         routers=[router],
+        consumers=consumers(settings, segmentation),
         background=[uploaded_imports],
     )
     app.state.segmentation = segmentation

@@ -14,7 +14,8 @@ from services.intake.csv_format import STAGE_COLUMNS, RowProblem
 from services.intake.lifecycle import AccountState
 from services.intake.models import AccountSnapshot
 from shared.events.envelope import CONTENT_TYPE, SCHEMA_VERSION, SPEC_VERSION
-from shared.events.payloads import CustomerFlags, DelinquencyPayload
+from shared.events.payloads import Address, ContactDetails, CustomerFlags, DelinquencyPayload, GeoPoint
+from shared.outbox import BUNDLE
 
 # Every snapshot write (batch or file chunk) takes this lock first. Applies are short, and
 # serialising them keeps each account's diff against its true last state and the outbox ids
@@ -33,7 +34,9 @@ async def lock_apply(conn: asyncpg.Connection) -> None:
 async def load_states(conn: asyncpg.Connection, account_ids: Sequence[str]) -> dict[str, AccountState]:
     rows = await conn.fetch(
         "SELECT account_id, as_of, delinquent, dpd_bucket, outstanding, overdue_amount,"
-        " last_payment_date, flags FROM accounts WHERE account_id = ANY($1::text[])",
+        " last_payment_date, flags, customer_name, phone, language, time_zone, address_line1,"
+        " address_city, address_region, address_postal_code, address_country, lat, lon"
+        " FROM accounts WHERE account_id = ANY($1::text[])",
         list(set(account_ids)),
     )
     return {r["account_id"]: _state(r) for r in rows}
@@ -49,6 +52,30 @@ def _state(row: asyncpg.Record) -> AccountState:
         overdue_amount=row["overdue_amount"],
         last_payment_date=row["last_payment_date"],
         flags=CustomerFlags(**row["flags"]),
+        contact=_contact(row),
+        address=_address(row),
+    )
+
+
+def _contact(row: asyncpg.Record) -> ContactDetails | None:
+    if row["language"] is None:  # stored before contact data was kept
+        return None
+    return ContactDetails(
+        name=row["customer_name"], phone=row["phone"], language=row["language"], time_zone=row["time_zone"]
+    )
+
+
+def _address(row: asyncpg.Record) -> Address | None:
+    if row["address_line1"] is None:
+        return None
+    lat, lon = row["lat"], row["lon"]
+    return Address(
+        line1=row["address_line1"],
+        city=row["address_city"],
+        region=row["address_region"],
+        postal_code=row["address_postal_code"],
+        country=row["address_country"],
+        location=GeoPoint(lat=lat, lon=lon) if lat is not None and lon is not None else None,
     )
 
 
@@ -194,20 +221,35 @@ HEADER_KEYS = (
 )
 
 
-# Per event, only the id, type and account vary; the rest are bound once per chunk
-# ($4 spec version, $5 source, $6 time, $7 content type, $8 "00-<trace id>-", $9 correlation).
-# The span id is taken from the event id's random digits.
-_HEADERS_SQL = f"""ARRAY[
-        $4::bytea,
-        convert_to(e.event_id::text, 'UTF8'),
-        $5::bytea,
-        convert_to(e.type, 'UTF8'),
-        $6::bytea,
-        convert_to(e.account_id, 'UTF8'),
-        convert_to('urn:fieldcollect:' || e.type || ':v{SCHEMA_VERSION}', 'UTF8'),
-        $7::bytea,
-        convert_to($8 || right(e.event_id::text, 12) || substr(e.event_id::text, 20, 4) || '-01', 'UTF8'),
-        $9::bytea]"""
+# A chunk's events go to the outbox as bundles (shared/outbox.py): one row per BUNDLE_ROWS
+# file rows, one line per event. Per event only the account, id, type, data schema and span
+# vary; the template holds the rest ($4, bound once per chunk). "\x00<n>" is field n of a line.
+BUNDLE_ROWS = 1000
+_BUNDLE_FIELDS = {"ce_subject": 0, "ce_id": 1, "ce_type": 2, "ce_dataschema": 3, "traceparent": 4}
+
+
+def bundle_template(source: str, time: str, correlation_id: str) -> tuple[list[str], list[bytes]]:
+    """The bundle's header keys and values: the CloudEvents headers in Envelope order."""
+    constant = {
+        "ce_specversion": SPEC_VERSION,
+        "ce_source": source,
+        "ce_time": time,
+        "content-type": CONTENT_TYPE,
+        "ce_correlationid": correlation_id,
+    }
+    values = [
+        f"\x00{_BUNDLE_FIELDS[k]}".encode() if k in _BUNDLE_FIELDS else constant[k].encode()
+        for k in HEADER_KEYS
+    ]
+    return [BUNDLE, *HEADER_KEYS], values  # the event count goes first, in SQL
+
+
+# The line of one event: account, id, type, data schema, traceparent (the span id taken from
+# the event id's random digits; $5 is "00-<trace id>-"), payload.
+_LINE_SQL = f"""concat(e.account_id, E'\\t', e.event_id, E'\\t', e.type,
+        E'\\turn:fieldcollect:', e.type, ':v{SCHEMA_VERSION}',
+        E'\\t', $5::text, right(e.event_id::text, 12), substr(e.event_id::text, 20, 4), '-01',
+        E'\\t', e.payload, E'\\n')"""
 
 
 _APPLY_STAGE = """
@@ -218,6 +260,10 @@ _APPLY_STAGE = """
 WITH joined AS MATERIALIZED (
     SELECT s.*, a.known IS NOT NULL AS known, a.prev_as_of, a.prev_delinquent, a.prev_bucket,
            a.prev_outstanding, a.prev_overdue, a.prev_payment_date, a.prev_flags,
+           a.known IS NOT NULL AND (s.customer_name, s.phone, s.language, s.time_zone)
+               IS DISTINCT FROM a.prev_contact AS contact_changed,
+           a.known IS NOT NULL AND (s.address_line1, s.address_city, s.address_region, s.address_postal_code,
+                        s.address_country, s.lat, s.lon) IS DISTINCT FROM a.prev_address AS address_changed,
            jsonb_build_object('cease_contact', s.cease_contact, 'dispute', s.dispute,
                'deceased', s.deceased, 'bankruptcy', s.bankruptcy, 'vulnerable', s.vulnerable,
                'care_hold', coalesce((a.prev_flags ->> 'care_hold')::boolean, false)) AS flags
@@ -226,7 +272,10 @@ WITH joined AS MATERIALIZED (
         SELECT account_id, true AS known, as_of AS prev_as_of, delinquent AS prev_delinquent,
                dpd_bucket AS prev_bucket, outstanding AS prev_outstanding,
                overdue_amount AS prev_overdue, last_payment_date AS prev_payment_date,
-               flags AS prev_flags
+               flags AS prev_flags,
+               (customer_name, phone, language, time_zone) AS prev_contact,
+               (address_line1, address_city, address_region, address_postal_code, address_country,
+                lat, lon) AS prev_address
         FROM accounts
     ) a ON a.account_id = s.account_id
 ),
@@ -243,7 +292,8 @@ diff AS MATERIALIZED (
         known AND prev_delinquent AS was_delinquent,
         last_payment_date IS NOT NULL
             AND (prev_payment_date IS NULL OR last_payment_date > prev_payment_date) AS newer_payment,
-        known AND (delinquent, dpd_bucket, outstanding, overdue_amount, last_payment_date, flags)
+        known AND NOT contact_changed AND NOT address_changed
+            AND (delinquent, dpd_bucket, outstanding, overdue_amount, last_payment_date, flags)
             IS NOT DISTINCT FROM (prev_delinquent, prev_bucket, prev_outstanding, prev_overdue,
                                   prev_payment_date, prev_flags) AS unchanged
     FROM joined j
@@ -270,16 +320,7 @@ events AS (
         '","dpd":', dpd, ',"dpd_bucket":', to_json(dpd_bucket),
         ',"priority_score":', priority_score, ',"priority_factors":', priority_factors,
         ',"segmentation_version":', to_json($2::text),
-        ',"contact":{"name":', coalesce(to_json(customer_name)::text, 'null'),
-        ',"phone":', coalesce(to_json(phone)::text, 'null'),
-        ',"language":"', language, '","time_zone":"', time_zone,
-        '"},"address":{"line1":', to_json(address_line1), ',"city":', to_json(address_city),
-        ',"region":', coalesce(to_json(address_region)::text, 'null'),
-        ',"postal_code":', coalesce(to_json(address_postal_code)::text, 'null'),
-        ',"country":"', address_country, '","location":',
-        CASE WHEN lat IS NOT NULL AND lon IS NOT NULL
-             THEN concat('{"lat":', lat, ',"lon":', lon, '}') ELSE 'null' END,
-        '},"flags":', flags, '}')
+        ',"contact":', __CONTACT__, ',"address":', __ADDRESS__, ',"flags":', flags, '}')
     FROM moved WHERE opens
     UNION ALL
     SELECT row_no, 3, account_id, 'payment.received', json_build_object(
@@ -301,17 +342,21 @@ events AS (
         ',"outstanding":"', outstanding, '","overdue_amount":"', overdue_amount,
         '","dpd":', dpd, ',"dpd_bucket":', to_json(dpd_bucket),
         ',"priority_score":', priority_score, ',"priority_factors":', priority_factors,
-        ',"segmentation_version":', to_json($2::text), '}')
+        ',"segmentation_version":', to_json($2::text),
+        ',"contact":', CASE WHEN contact_changed THEN __CONTACT__ ELSE 'null' END,
+        ',"address":', CASE WHEN address_changed THEN __ADDRESS__ ELSE 'null' END, '}')
     FROM moved WHERE was_delinquent AND delinquent
-        AND (dpd_bucket, outstanding, overdue_amount) IS DISTINCT FROM
-            (prev_bucket, prev_outstanding, prev_overdue)
+        AND ((dpd_bucket, outstanding, overdue_amount) IS DISTINCT FROM
+             (prev_bucket, prev_outstanding, prev_overdue) OR contact_changed OR address_changed)
 ),
 published AS (
+    -- One outbox row per BUNDLE_ROWS file rows ($6), its events in file order.
     INSERT INTO outbox (topic, key, value, header_keys, header_values)
-    SELECT '__TOPIC__', convert_to(e.account_id, 'UTF8'),
-           convert_to(e.payload, 'UTF8'), $3::text[], __HEADERS__
-    FROM (SELECT events.*, gen_random_uuid() AS event_id FROM events ORDER BY row_no, seq) e
-    RETURNING 1
+    SELECT '__TOPIC__', NULL, convert_to(string_agg(__LINE__, '' ORDER BY e.row_no, e.seq), 'UTF8'),
+           $3::text[], convert_to(count(*)::text, 'UTF8') || $4::bytea[]
+    FROM (SELECT events.*, gen_random_uuid() AS event_id, row_no / $6::bigint AS bundle FROM events) e
+    GROUP BY e.bundle ORDER BY e.bundle
+    RETURNING convert_from(header_values[1], 'UTF8')::bigint AS events
 ),
 updated AS (
     UPDATE accounts SET (customer_id, as_of, delinquent, dpd_bucket, outstanding, overdue_amount,
@@ -339,21 +384,36 @@ inserted AS (
     RETURNING 1
 )
 SELECT (SELECT count(*) FROM ignored) AS out_of_order,
-       (SELECT count(*) FROM published) AS events,
+       (SELECT coalesce(sum(events), 0) FROM published) AS events,
        (SELECT count(*) FROM diff WHERE unchanged) AS unchanged,
        (SELECT count(*) FROM updated) + (SELECT count(*) FROM inserted) AS written
 """
 
 
+# The contact and address objects of opened and updated events, as JSON text.
+_CONTACT_SQL = """concat('{"name":', coalesce(to_json(customer_name)::text, 'null'),
+        ',"phone":', coalesce(to_json(phone)::text, 'null'),
+        ',"language":"', language, '","time_zone":"', time_zone, '"}')"""
+_ADDRESS_SQL = """concat('{"line1":', to_json(address_line1), ',"city":', to_json(address_city),
+        ',"region":', coalesce(to_json(address_region)::text, 'null'),
+        ',"postal_code":', coalesce(to_json(address_postal_code)::text, 'null'),
+        ',"country":"', address_country, '","location":',
+        CASE WHEN lat IS NOT NULL AND lon IS NOT NULL
+             THEN concat('{"lat":', lat, ',"lon":', lon, '}') ELSE 'null' END, '}')"""
+
+
 def _apply_stage_sql() -> str:
     """The lifecycle of lifecycle.py as one set-based statement over a staged chunk.
 
-    $1 origin recorded with ignored snapshots, $2 segmentation version, $3 header keys,
-    $4-$9 the constant header values. A chunk holds each account at most once.
+    $1 origin recorded with ignored snapshots, $2 segmentation version, $3 and $4 the bundle
+    template's header keys and values, $5 the traceparent's "00-<trace id>-", $6 BUNDLE_ROWS.
+    A chunk holds each account at most once.
     """
     return (
         _APPLY_STAGE.replace("__TOPIC__", DelinquencyPayload.topic)
-        .replace("__HEADERS__", _HEADERS_SQL)
+        .replace("__LINE__", _LINE_SQL)
+        .replace("__CONTACT__", _CONTACT_SQL)
+        .replace("__ADDRESS__", _ADDRESS_SQL)
         .replace("__ACCOUNT_COLUMNS__", _ACCOUNT_COLUMNS)
     )
 
@@ -369,7 +429,11 @@ class ChunkResult:
 # the temp table the planner may pick a hash join that scans every account for each chunk.
 # Forcing that raises the estimated cost past JIT's threshold, and compiling this statement
 # takes longer than running it (seconds per chunk): no JIT.
-_CHUNK_PLAN = "SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off; SET LOCAL jit = off"
+# Bundles are megabytes of JSON: lz4 compresses them several times faster than pglz.
+_CHUNK_PLAN = (
+    "SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off; SET LOCAL jit = off;"
+    " SET LOCAL default_toast_compression = lz4; SET LOCAL work_mem = '64MB'"
+)
 
 
 class StagedApply:
@@ -377,32 +441,24 @@ class StagedApply:
 
     def __init__(self, conn: asyncpg.Connection, source: str) -> None:
         self._conn = conn
-        self._source = source.encode()
+        self._source = source
         self._sql = _apply_stage_sql()
 
     async def prepare(self) -> None:
         await self._conn.execute(_STAGE_TABLE)
 
-    async def apply(
-        self, csv_data: bytes, origin: str, trace_id: str, correlation_id: str, seg_version: str
-    ) -> ChunkResult:
-        """Inside the caller's transaction: COPY the chunk, then diff, publish and save it."""
-        if csv_data:
-            await self._conn.copy_to_table(
-                "import_stage", source=memoryview(csv_data), columns=list(STAGE_COLUMNS), format="csv"
-            )
+    async def stage(self, csv_data: bytes) -> None:
+        """Inside the caller's transaction: COPY the chunk's rows into the staging table."""
+        await self._conn.copy_to_table(
+            "import_stage", source=memoryview(csv_data), columns=list(STAGE_COLUMNS), format="csv"
+        )
+
+    async def apply(self, origin: str, trace_id: str, correlation_id: str, seg_version: str) -> ChunkResult:
+        """After `stage`, in the same transaction: diff, publish and save the chunk."""
         await self._conn.execute(_CHUNK_PLAN)
+        keys, values = bundle_template(self._source, datetime.now(UTC).isoformat(), correlation_id)
         row = await self._conn.fetchrow(
-            self._sql,
-            origin,
-            seg_version,
-            list(HEADER_KEYS),
-            SPEC_VERSION.encode(),
-            self._source,
-            datetime.now(UTC).isoformat().encode(),
-            CONTENT_TYPE.encode(),
-            f"00-{trace_id}-",
-            correlation_id.encode(),
+            self._sql, origin, seg_version, keys, values, f"00-{trace_id}-", BUNDLE_ROWS
         )
         return ChunkResult(row["out_of_order"], row["events"], row["unchanged"])
 

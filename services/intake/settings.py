@@ -23,3 +23,7 @@ class IntakeSettings(ServiceSettings):
         description="Where uploaded files wait until imported (shared storage with several replicas).",
     )
     max_import_bytes: int = 8 * 1024 * 1024 * 1024
+    cdc_topic: str | None = Field(
+        default=None,
+        description="Consume account changes from this topic (e.g. corebanking.accounts.v1); unset: off.",
+    )

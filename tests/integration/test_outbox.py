@@ -10,7 +10,7 @@ from deploy import devstack
 from shared.events import Envelope, decode
 from shared.events import payloads as p
 from shared.kafka import ensure_topics
-from shared.outbox import OutboxRelay, backlog, enqueue
+from shared.outbox import BUNDLE, OutboxRelay, backlog, enqueue
 from tests.conftest import eventually, read_topic
 from tests.tcpproxy import TcpProxy
 
@@ -119,3 +119,48 @@ async def _true(value: bool) -> bool:
 def test_envelope_ids_are_unique() -> None:
     assert len({_revisit("a", 1).id for _ in range(100)}) == 100
     assert isinstance(_revisit("a", 1).id, uuid.UUID)
+
+
+async def test_a_bundle_row_publishes_its_events_in_its_place_in_order(
+    schema_pool, kafka_bootstrap, uid
+) -> None:
+    """Bulk imports stage many events as one row (shared/outbox.py): same records, same order."""
+    account, other = f"BUN-{uid}", f"BUN2-{uid}"
+    before, after = _revisit(account, 0), _revisit(account, 9)
+    bundled = [_revisit(account if n % 2 else other, n) for n in range(1, 6)]
+    keys = [BUNDLE, "ce_specversion", "ce_id", "ce_source", "ce_type", "ce_subject"]
+    values = [str(len(bundled)).encode(), b"1.0", b"\x001", b"/test", b"\x002", b"\x000"]
+    lines = b"".join(
+        b"\t".join([e.key, str(e.id).encode(), e.type.encode(), e.value()]) + b"\n" for e in bundled
+    )
+    async with schema_pool.pool.acquire() as conn, conn.transaction():
+        await enqueue(conn, before)
+        await conn.execute(
+            "INSERT INTO outbox (topic, key, value, header_keys, header_values) VALUES ($1, NULL, $2, $3, $4)",
+            before.topic,
+            lines,
+            keys,
+            values,
+        )
+        await enqueue(conn, after)
+    producer = await _producer(kafka_bootstrap)
+    # A budget of 3 events: the bundle (5) goes alone, the rows around it in batches of their own.
+    relay = OutboxRelay(schema_pool.pool, schema_pool.schema, producer, batch_size=3, safety_poll_s=30)
+    task = asyncio.create_task(relay.run())
+    try:
+        wanted = {account.encode(), other.encode()}
+        records = await read_topic(
+            kafka_bootstrap,
+            before.topic,
+            lambda recs: len([r for r in recs if r.key in wanted]) >= 7,
+        )
+        mine = [decode(r.value, r.headers) for r in records if r.key in wanted]
+        assert [e.id for e in mine if e.subject == account] == [
+            e.id for e in (before, *bundled, after) if e.subject == account
+        ]
+        assert [e.data.reason for e in mine if e.subject == other] == ["r2", "r4"]
+        assert await eventually(lambda: _true(relay.published == 7)), "counted once acknowledged"
+    finally:
+        relay.stop()
+        await task
+        await producer.stop()

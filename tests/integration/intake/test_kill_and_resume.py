@@ -140,9 +140,17 @@ async def test_an_import_killed_mid_file_resumes_exactly_where_it_stopped(
 
 
 async def staged_events(pool, prefix: str) -> int:
+    """Events of these accounts in the outbox: rows of their own, and lines of bundles."""
     async with pool.acquire() as conn:
         return await conn.fetchval(
-            "SELECT count(*) FROM outbox WHERE convert_from(key, 'UTF8') LIKE $1", prefix + "%"
+            """
+            SELECT coalesce(sum(CASE WHEN header_keys[1] = 'outbox-bundle'
+                THEN (SELECT count(*) FROM regexp_split_to_table(convert_from(value, 'UTF8'), E'\\n') l
+                      WHERE l LIKE $1)
+                ELSE (convert_from(key, 'UTF8') LIKE $1)::int END), 0)
+            FROM outbox
+            """,
+            prefix + "%",
         )
 
 

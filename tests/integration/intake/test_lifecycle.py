@@ -40,6 +40,16 @@ HISTORY = [
         ["payment.received"],
     ),
     ("disputed", {"as_of": "2026-11-29", "flags_dispute": "1"}, ["customer.flags_changed"]),
+    (
+        "a new phone and language",
+        {"as_of": "2026-11-29", "customer_phone": "+8613900000001", "customer_language": "en"},
+        ["delinquency.updated"],
+    ),
+    (
+        "moved house",
+        {"as_of": "2026-11-29", "address_line1": "2 New Rd", "address_lat": "22.6", "address_lon": "114.1"},
+        ["delinquency.updated"],
+    ),
     ("an older snapshot, late", {"as_of": "2026-11-15", "overdue_amount": "0.00", "days_past_due": "0"}, []),
     (
         "paid up: current",
@@ -69,7 +79,7 @@ def days(account_id: str) -> list[dict[str, str]]:
     for _, changes, _ in HISTORY:
         snapshot = {**current, **changes}
         snapshots.append(snapshot)
-        if changes["as_of"] > current["as_of"]:
+        if changes["as_of"] >= current["as_of"]:
             current = snapshot
     return snapshots
 
@@ -120,6 +130,12 @@ async def test_each_day_publishes_what_changed(intake: Intake, run_id: str, path
     assert payment.amount == 50
     flags = next(e.data for e in events if isinstance(e.data, p.CustomerFlagsChanged))
     assert flags.changed == ["dispute"] and flags.flags.dispute
+    updates = [e.data for e in events if isinstance(e.data, p.DelinquencyUpdated)]
+    assert all(u.contact is None and u.address is None for u in updates[:3]), "amounts only"
+    new_phone, moved = updates[3:]
+    assert new_phone.contact.phone == "+8613900000001" and new_phone.contact.language == "en"
+    assert new_phone.address is None and moved.contact is None
+    assert moved.address.line1 == "2 New Rd" and moved.address.location.lat == 22.6
     cured = [e.data for e in events if isinstance(e.data, p.DelinquencyCured)]
     assert [c.reason for c in cured] == ["current", "closed"]
 
@@ -148,7 +164,7 @@ async def test_the_file_path_publishes_what_the_batch_path_publishes(intake: Int
         assert data.pop("account_id") == account_id
         if "customer_id" in data:
             assert data.pop("customer_id") == f"C-{account_id}"
-        if "contact" in data:
+        if data.get("contact"):
             assert data["contact"].pop("name") == f"Customer {account_id}"
         return data
 

@@ -136,3 +136,24 @@ def test_priority_ranks_later_buckets_and_bigger_amounts_higher() -> None:
     assert SEG.priority(100, Decimal(1000), False) > SEG.priority(10, Decimal(1000), False)
     assert SEG.priority(10, Decimal(10000), False) > SEG.priority(10, Decimal(100), False)
     assert SEG.priority(10, Decimal(1000), True) < SEG.priority(10, Decimal(1000), False)
+
+
+def test_new_contact_data_or_address_of_an_open_case_is_an_update_carrying_it() -> None:
+    first = diff(None, snap(), SEG).state
+    later = (DAY + timedelta(days=1)).isoformat()
+    phone = diff(first, snap(as_of=later, days_past_due=11, customer={"phone": "+8613900000001"}), SEG)
+    assert types(phone) == ["delinquency.updated"] and not unchanged(first, phone)
+    assert phone.events[0].contact.phone == "+8613900000001" and phone.events[0].address is None
+    moved = diff(
+        first,
+        snap(as_of=later, days_past_due=11, address={"line1": "2 Rd", "city": "Shenzhen"}),
+        SEG,
+    )
+    assert types(moved) == ["delinquency.updated"] and moved.events[0].contact is None
+    assert moved.events[0].address.line1 == "2 Rd" and moved.events[0].address.location is None
+
+
+def test_new_contact_data_of_a_current_account_publishes_nothing() -> None:
+    first = diff(None, snap(overdue_amount="0", days_past_due=0), SEG).state
+    t = diff(first, snap(overdue_amount="0", days_past_due=0, customer={"language": "en"}), SEG)
+    assert t.events == [] and not unchanged(first, t)

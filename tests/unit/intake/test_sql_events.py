@@ -25,3 +25,33 @@ def test_every_delinquency_type_built_in_sql_is_a_known_payload() -> None:
         "customer.flags_changed",
     }
     assert p.DelinquencyOpened.topic in sql
+
+
+def test_a_bundle_line_expands_to_the_envelope_headers_of_its_event() -> None:
+    """What the relay makes of a bundle written by the file path: the headers an Envelope has."""
+    from services.intake.repository import bundle_template
+    from shared.outbox import BUNDLE, _unbundle
+
+    envelope = Envelope(
+        data=p.DelinquencyCured(account_id="LN-1", as_of="2026-11-28", reason="current"),
+        source="/fieldcollect/intake",
+        correlation_id="an-import",
+    )
+    keys, values = bundle_template(envelope.source, envelope.time.isoformat(), "an-import")
+    assert keys[0] == BUNDLE and len(keys) == len(values) + 1
+    fields = [envelope.key, str(envelope.id).encode(), envelope.type.encode()]
+    fields += [
+        f"urn:fieldcollect:{envelope.type}:v1".encode(),
+        envelope.traceparent.encode(),
+        envelope.value(),
+    ]
+    [(topic, key, value, headers, event_type)] = list(
+        _unbundle(envelope.topic, keys[1:], values, b"\t".join(fields) + b"\n")
+    )
+    assert (topic, key, value, event_type) == (
+        envelope.topic,
+        b"LN-1",
+        envelope.value(),
+        b"delinquency.cured",
+    )
+    assert headers == envelope.headers()
