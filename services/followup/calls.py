@@ -26,10 +26,10 @@ from services.followup.models import (
     CallTaskView,
     ClaimedCall,
     LedgerEntry,
+    Trigger,
 )
 from shared.compliance import Agent, Channel, ContactHistory, ContactRecord
 from shared.errors import Conflict, NotFound
-from shared.events import Envelope
 from shared.events import payloads as p
 from shared.outbox import enqueue
 
@@ -118,7 +118,7 @@ async def record_result(
     completed = p.CallCompleted(
         account_id=task["account_id"], task_id=task_id, completed_at=completed_at, result=body.result
     )
-    event = Envelope(data=completed, source=SOURCE)
+    event = Trigger.of_row(task).caused(completed, SOURCE)
     await enqueue(conn, event)
     if body.result == "connected":
         await cancel_pointless(conn, ctx, event, task["account_id"], frozenset({"call_connected"}))
@@ -159,7 +159,7 @@ async def _close(conn: asyncpg.Connection, task: asyncpg.Record, status: str, re
 
 async def _audit(conn: asyncpg.Connection, task: asyncpg.Record, refusal: Refusal) -> None:
     event = suppressed(task["account_id"], "call", task["action"], refusal)
-    await enqueue(conn, Envelope(data=event, source=SOURCE, causation_id=str(task["trigger_event_id"])))
+    await enqueue(conn, Trigger.of_row(task).caused(event, SOURCE))
 
 
 def _agent(profile: AgentProfile) -> Agent:

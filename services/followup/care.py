@@ -14,7 +14,7 @@ import asyncpg
 from services.followup import repository
 from services.followup.contacts import publish_hold
 from services.followup.handlers import facts_for
-from services.followup.models import DisputeView, ReferralView
+from services.followup.models import DisputeView, ReferralView, Trigger
 from shared.errors import Conflict, NotFound
 
 
@@ -45,9 +45,8 @@ async def close_referral(
         return ReferralView(**row)
     closed = await repository.close_referral(conn, referral_id, by, resolution)
     if await repository.open_referrals(conn, row["account_id"]) == 0:
-        await _release(
-            conn, row["account_id"], "care_hold", f"care referral {referral_id} closed: {resolution}"
-        )
+        reason = f"care referral {referral_id} closed: {resolution}"
+        await _release(conn, Trigger.of_row(row), row["account_id"], "care_hold", reason)
     return ReferralView(**closed)
 
 
@@ -67,15 +66,23 @@ async def resolve_dispute(
         return DisputeView(**row)
     resolved = await repository.resolve_dispute(conn, dispute_id, by, resolution)
     if await repository.open_disputes(conn, row["account_id"]) == 0:
-        await _release(conn, row["account_id"], "dispute", f"dispute {dispute_id} resolved: {resolution}")
+        reason = f"dispute {dispute_id} resolved: {resolution}"
+        await _release(conn, Trigger.of_row(row), row["account_id"], "dispute", reason)
     return DisputeView(**resolved)
 
 
 async def _release(
-    conn: asyncpg.Connection, account_id: str, flag: Literal["care_hold", "dispute"], reason: str
+    conn: asyncpg.Connection,
+    trigger: Trigger,
+    account_id: str,
+    flag: Literal["care_hold", "dispute"],
+    reason: str,
 ) -> None:
-    """Lift our hold, unless core banking holds the account for the same reason itself."""
+    """Lift our hold, unless core banking holds the account for the same reason itself.
+
+    The lifted hold continues the trace of the outcome that set it (the last referral's or
+    dispute's trigger)."""
     if (await repository.bank_flags(conn, account_id)).get(flag):
         return
     facts = await facts_for(conn, account_id)
-    await publish_hold(conn, None, account_id, facts, flag, False, reason)
+    await publish_hold(conn, trigger, account_id, facts, flag, False, reason)

@@ -17,9 +17,10 @@ import asyncpg
 from services.followup import repository
 from services.followup.gate import ContactGate, ContactKind, GateChannel, Placement, planning_agent
 from services.followup.ledger import pointless_because
-from services.followup.models import AccountFacts
+from services.followup.models import AccountFacts, Trigger
 from services.followup.rules import Rules
-from shared.compliance import Decision
+from services.followup.templates import for_recipient
+from shared.compliance import Decision, Recipient
 from shared.events import Envelope, topics
 from shared.events import payloads as p
 from shared.outbox import enqueue, enqueue_raw
@@ -70,6 +71,8 @@ class SmsSpec:
     latest: datetime
     promise_id: uuid.UUID | None = None
     basis_event_id: uuid.UUID | None = None
+    # Who may read it: a third party's message carries no debt details (templates.for_recipient).
+    recipient: Recipient = Recipient.DEBTOR
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,20 +133,23 @@ def _plan_of(placement: Placement) -> Plan | None:
 
 
 def plan_sms(
-    ctx: Followup, trigger_id: uuid.UUID, account_id: str, facts: AccountFacts | None, spec: SmsSpec
+    ctx: Followup, trigger: Trigger, account_id: str, facts: AccountFacts | None, spec: SmsSpec
 ) -> tuple[repository.NewSmsJob, Refusal | None] | None:
     """The job row for an SMS and the refusal to audit if it is written (None: no SMS at all)."""
+    trigger_id = trigger.event_id
     exclude = (trigger_id, spec.basis_event_id or trigger_id)
     kind = ContactKind("sms", spec.action, spec.purpose)
     plan = plan_contact(ctx, facts, kind, spec.earliest, spec.latest, exclude)
     if plan is None:
         return None
+    template_id, params = for_recipient(spec.template_id, spec.params, spec.recipient)
     job = repository.NewSmsJob(
         trigger_event_id=trigger_id,
         action=spec.action,
         account_id=account_id,
-        template_id=spec.template_id,
-        params=spec.params,
+        template_id=template_id,
+        params=params,
+        recipient=spec.recipient.value,
         purpose=spec.purpose,
         status=plan.status,
         due_at=plan.due_at,
@@ -151,6 +157,8 @@ def plan_sms(
         promise_id=spec.promise_id,
         closed_reason=plan.refusal.rule if plan.refusal and plan.status != "pending" else None,
         basis_event_id=spec.basis_event_id,
+        trigger_traceparent=trigger.traceparent,
+        trigger_correlation_id=trigger.correlation_id,
     )
     return job, plan.refusal
 
@@ -163,7 +171,7 @@ async def schedule_sms(
     facts: AccountFacts | None,
     spec: SmsSpec,
 ) -> uuid.UUID | None:
-    planned = plan_sms(ctx, cause.id, account_id, facts, spec)
+    planned = plan_sms(ctx, Trigger.of(cause), account_id, facts, spec)
     if planned is None:
         return None
     job, refusal = planned
@@ -198,6 +206,8 @@ async def schedule_call(
         needs_trained_agent=facts is not None and facts.flag("vulnerable"),
         closed_reason=plan.refusal.rule if plan.refusal and plan.status != "pending" else None,
         basis_event_id=spec.basis_event_id,
+        trigger_traceparent=Trigger.of(cause).traceparent,
+        trigger_correlation_id=Trigger.of(cause).correlation_id,
     )
     task_id = await repository.insert_call_task(conn, task)
     if task_id is None:
@@ -257,15 +267,24 @@ async def cancel_pointless(
     With the account's facts at hand, only actions that are actually pending are looked for.
     """
     for fact in sorted(facts_learnt):
-        actions = [
-            action
-            for action, cancels in ctx.rules.ledger.pointless.items()
-            if fact in cancels and (facts is None or action in facts.pending)
-        ]
+        actions = _made_pointless(ctx, fact, facts)
         if not actions:
             continue
         refusal = Refusal.by_rules(ctx.rules, f"pointless.{fact}")
         await cancel_pending(conn, cause, account_id, actions, refusal)
+
+
+def pointless_pending(ctx: Followup, facts_learnt: frozenset[str], facts: AccountFacts) -> bool:
+    """Whether these facts make any of the account's pending contacts pointless (cancel_pointless)."""
+    return any(_made_pointless(ctx, fact, facts) for fact in facts_learnt)
+
+
+def _made_pointless(ctx: Followup, fact: str, facts: AccountFacts | None) -> list[str]:
+    return [
+        action
+        for action, cancels in ctx.rules.ledger.pointless.items()
+        if fact in cancels and (facts is None or action in facts.pending)
+    ]
 
 
 async def cancel_pending(
@@ -280,7 +299,7 @@ async def cancel_pending(
 
 async def publish_hold(
     conn: asyncpg.Connection,
-    cause: Envelope | None,
+    cause: Envelope | Trigger | None,
     account_id: str,
     facts: AccountFacts | None,
     flag: Literal["care_hold", "dispute"],
@@ -290,7 +309,8 @@ async def publish_hold(
     """customer.flags_changed on follow-up's own topic: the planner obeys the holds we own.
 
     Only `flag` is listed as changed, so a consumer merges just that flag over the flags
-    core banking reports.
+    core banking reports. `cause`: the event that sets the hold, or the trigger of the
+    referral (dispute) whose closing lifts it.
     """
     current = {k: v for k, v in (facts.flags if facts else {}).items() if k in p.CustomerFlags.model_fields}
     flags = p.CustomerFlags(**{**current, flag: held})

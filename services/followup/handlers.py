@@ -8,8 +8,11 @@ is cancelled (the contact ledger).
 
 from __future__ import annotations
 
+import contextlib
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextvars import ContextVar
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any, Literal
@@ -29,14 +32,17 @@ from services.followup.contacts import (
     cancel_pointless,
     now_utc,
     plan_sms,
+    pointless_pending,
     publish_hold,
     request_revisit,
     schedule_call,
     schedule_sms,
+    suppressed,
 )
 from services.followup.gate import ContactKind, local_instant
 from services.followup.ledger import HISTORY_DAYS, facts_of, in_a_row
-from services.followup.models import AccountFacts, LedgerEntry
+from services.followup.models import AccountFacts, LedgerEntry, Trigger
+from shared.compliance import Recipient
 from shared.events import Envelope
 from shared.events import payloads as p
 from shared.outbox import enqueue
@@ -46,6 +52,29 @@ MET_CUSTOMER = frozenset(
     {"paid_on_site", "promise_to_pay", "partial_payment", "refused", "hardship_reported", "dispute_raised"}
 )
 CARE_SMS_STALE_HOURS = 72
+
+
+@dataclass(frozen=True, slots=True)
+class Staged:
+    """A promise outcome planned in a batch, written at the flush: its writes and the refusals
+    (action, refusal) to audit for the jobs actually created."""
+
+    event: Envelope
+    write: repository.PromiseWrite
+    refusals: list[tuple[str, Refusal]]
+
+
+@dataclass(slots=True)
+class OutcomeBatch:
+    """What EventHandlers.outcome_batch read ahead, and what it has staged to write."""
+
+    facts: dict[str, AccountFacts]
+    touched: set[str] = field(default_factory=set)
+    staged: list[Staged] = field(default_factory=list)
+
+
+# The batch being applied by this task (each consumer runs in a task of its own).
+_BATCH: ContextVar[OutcomeBatch | None] = ContextVar("followup_outcome_batch", default=None)
 
 
 async def facts_for(conn: asyncpg.Connection, account_id: str) -> AccountFacts | None:
@@ -104,9 +133,38 @@ class EventHandlers:
 
     # --- collections.visit-outcomes.v1 --------------------------------------------------
 
+    @contextlib.asynccontextmanager
+    async def outcome_batch(
+        self, conn: asyncpg.Connection, events: Sequence[Envelope]
+    ) -> AsyncIterator[None]:
+        """A consumed batch of outcomes (shared.consumer.BatchScope): the facts of all its accounts
+        in one query, the promises of all its plain promise outcomes written in one statement.
+
+        A promise outcome is staged (planned exactly as one at a time would be, from the facts
+        read ahead) when nothing else in the batch touched its account and nothing needs to be
+        cancelled, settled or paid; any other event flushes what is staged first, then runs
+        as usual. An error rolls the whole batch back (the runner then applies it event by
+        event, without a batch).
+        """
+        accounts = sorted({e.data.account_id for e in events if isinstance(e.data, p.VisitOutcomeRecorded)})
+        since = now_utc() - timedelta(days=HISTORY_DAYS)
+        batch = OutcomeBatch(await repository.load_facts(conn, accounts, since) if accounts else {})
+        token = _BATCH.set(batch)
+        try:
+            yield
+            await self._flush(conn, batch)
+        finally:
+            _BATCH.reset(token)
+
     async def on_outcome_recorded(self, conn: asyncpg.Connection, event: Envelope) -> None:
         recorded = event.data
         assert isinstance(recorded, p.VisitOutcomeRecorded)
+        batch = _BATCH.get()
+        if batch is not None:
+            if self._stage_promise(batch, event, recorded):
+                return
+            await self._flush(conn, batch)
+            batch.touched.add(recorded.account_id)
         facts = await facts_for(conn, recorded.account_id)
         entries = outcome_ledger(event, recorded)
         learnt = frozenset().union(*(facts_of(entry) for entry in entries))
@@ -133,6 +191,12 @@ class EventHandlers:
         if rule is None or step == "none":
             return
         now = now_utc()
+        if rule.message is not None:
+            latest = now + timedelta(hours=rule.message_within_hours)
+            sms = SmsSpec(
+                f"sms.{kind}", rule.message, "collection", {}, now, latest, recipient=Recipient.THIRD_PARTY
+            )
+            await schedule_sms(conn, self.ctx, event, recorded.account_id, facts, sms)
         if step == "revisit":
             not_before = self._today(facts, now) + timedelta(days=rule.revisit_not_before_days)
             await request_revisit(conn, event, recorded.account_id, f"{kind} x{max(count, 1)}", not_before)
@@ -142,6 +206,42 @@ class EventHandlers:
             f"call.{kind}", kind, "collection", earliest, earliest + timedelta(days=rule.call_within_days)
         )
         await schedule_call(conn, self.ctx, event, recorded.account_id, facts, spec)
+
+    def _stage_promise(self, batch: OutcomeBatch, event: Envelope, recorded: p.VisitOutcomeRecorded) -> bool:
+        """Plan a plain promise outcome from the facts read ahead and stage its writes; False
+        when it needs the one-at-a-time path (see outcome_batch)."""
+        promise, account_id = recorded.outcome, recorded.account_id
+        facts = batch.facts.get(account_id)
+        if not isinstance(promise, p.PromiseToPay) or account_id in batch.touched:
+            return False
+        if facts is None or facts.open_promise or any(paid_since(facts, recorded.recorded_at)):
+            return False
+        entries = outcome_ledger(event, recorded)
+        learnt = frozenset().union(*(facts_of(entry) for entry in entries))
+        if pointless_pending(self.ctx, learnt, facts):
+            return False
+        planned = self._promise_messages(event, recorded, promise, facts)
+        new = self._new_promise(event, recorded, promise, facts)
+        write = repository.PromiseWrite(new, entries, [job for job, _ in planned])
+        batch.staged.append(Staged(event, write, [(job.action, r) for job, r in planned if r is not None]))
+        batch.touched.add(account_id)
+        return True
+
+    async def _flush(self, conn: asyncpg.Connection, batch: OutcomeBatch) -> None:
+        """Write the staged promises in one statement, and audit the refusals of the jobs written."""
+        if not batch.staged:
+            return
+        staged, batch.staged = batch.staged, []
+        written = await repository.record_promises(conn, [s.write for s in staged])
+        audits = [
+            s.event.caused(suppressed(s.write.promise.account_id, "sms", action, refusal), SOURCE)
+            for s in staged
+            if s.event.id in written
+            for action, refusal in s.refusals
+            if action in written[s.event.id][1]
+        ]
+        if audits:
+            await enqueue(conn, *audits)
 
     async def _promise_made(
         self,
@@ -180,6 +280,7 @@ class EventHandlers:
     ) -> repository.NewPromise:
         zone = facts.time_zone if facts else self.ctx.default_time_zone
         grace = self.ctx.rules.promise.grace_days
+        trigger = Trigger.of(event)
         return repository.NewPromise(
             account_id=recorded.account_id,
             outcome_event_id=event.id,
@@ -189,6 +290,8 @@ class EventHandlers:
             made_at=recorded.recorded_at,
             # The promise stands until the end of the last grace day in the customer's zone.
             due_check_at=local_instant(promise.promised_date + timedelta(days=grace + 1), 0, zone),
+            trigger_traceparent=trigger.traceparent,
+            trigger_correlation_id=trigger.correlation_id,
         )
 
     def _promise_messages(
@@ -221,7 +324,7 @@ class EventHandlers:
             specs.append(
                 SmsSpec("sms.promise_reminder", "promise_reminder", "collection", params, opens, closes)
             )
-        planned = (plan_sms(self.ctx, event.id, account_id, facts, spec) for spec in specs)
+        planned = (plan_sms(self.ctx, Trigger.of(event), account_id, facts, spec) for spec in specs)
         return [item for item in planned if item is not None]
 
     async def _paid_at_visit(
@@ -253,7 +356,7 @@ class EventHandlers:
         program = rules.program_for(hardship.category, facts.dpd if facts else 0)
         stamped = rules.stamp(f"hardship.{program.id}")
         referral_id = await repository.insert_referral(
-            conn, event.id, account_id, program.program, stamped, hardship.category
+            conn, Trigger.of(event), account_id, program.program, stamped, hardship.category
         )
         if referral_id is None:
             return
@@ -273,7 +376,7 @@ class EventHandlers:
         facts: AccountFacts | None,
     ) -> None:
         account_id = recorded.account_id
-        dispute_id = await repository.insert_dispute(conn, event.id, account_id)
+        dispute_id = await repository.insert_dispute(conn, Trigger.of(event), account_id)
         if dispute_id is None:
             return
         await self._hold(conn, event, account_id, facts, "dispute", f"dispute {dispute_id}")

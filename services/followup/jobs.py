@@ -27,11 +27,10 @@ from services.followup.contacts import SOURCE, Followup, Refusal, now_utc, suppr
 from services.followup.faults import AFTER_CLAIM, AFTER_PROVIDER_ACCEPTED, BEFORE_COMMIT, FaultPoints
 from services.followup.gate import ContactKind
 from services.followup.ledger import HISTORY_DAYS, contact_history, pointless_because
-from services.followup.models import AccountFacts, LedgerEntry
+from services.followup.models import AccountFacts, LedgerEntry, Trigger
 from services.followup.sms import ProviderUnavailable, SmsMessage, SmsProvider, SmsReceipt, SmsRejected
-from services.followup.templates import render
-from shared.compliance import Channel, ContactHistory, ContactRecord
-from shared.events import Envelope
+from services.followup.templates import for_recipient, render
+from shared.compliance import Channel, ContactHistory, ContactRecord, Recipient
 from shared.events import payloads as p
 from shared.outbox import enqueue
 from shared.retry import is_transient
@@ -155,8 +154,11 @@ class SmsJobWorker:
         histories[job["account_id"]] = history.with_contact(
             ContactRecord(Channel.SMS, now, number_id=facts.number_id)
         )
-        text, language = render(job["template_id"], facts.language, job["params"])
-        return SmsMessage(str(job["job_id"]), facts.phone, text, job["template_id"], language, job["params"])
+        # Chosen again at sending: whatever the row says, a third party gets no debt details.
+        recipient = Recipient(job["recipient"])
+        template_id, params = for_recipient(job["template_id"], job["params"], recipient)
+        text, language = render(template_id, facts.language, params, recipient)
+        return SmsMessage(str(job["job_id"]), facts.phone, text, template_id, language, params)
 
     def _pointless(self, job: asyncpg.Record, facts: AccountFacts, promises: dict[Any, str]) -> str | None:
         if job["promise_id"] is not None and promises.get(job["promise_id"], "open") != "open":
@@ -205,7 +207,7 @@ class SmsJobWorker:
 
     async def _audit(self, conn: asyncpg.Connection, job: asyncpg.Record, refusal: Refusal) -> None:
         event = suppressed(job["account_id"], "sms", job["action"], refusal)
-        await enqueue(conn, Envelope(data=event, source=SOURCE, causation_id=str(job["trigger_event_id"])))
+        await enqueue(conn, Trigger.of_row(job).caused(event, SOURCE))
 
     async def _record(
         self, conn: asyncpg.Connection, item: Ready, result: SmsReceipt | BaseException
@@ -240,7 +242,8 @@ class SmsJobWorker:
             trigger_event_id=job["trigger_event_id"],
             sent_at=sent_at,
         )
-        await enqueue(conn, Envelope(data=sent, source=SOURCE, causation_id=str(job["trigger_event_id"])))
+        # The SMS continues the trace of the event that caused it (a visit outcome, a hold ...).
+        await enqueue(conn, Trigger.of_row(job).caused(sent, SOURCE))
         self.sent += 1
 
 

@@ -7,13 +7,47 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Literal
+from typing import Any, Literal
 from uuid import UUID
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
+from shared.events import Envelope
+from shared.events.envelope import child_traceparent
+from shared.events.payloads import Payload
+
 Channel = Literal["sms", "call", "visit"]
 LedgerKind = Literal["sms", "call", "visit", "payment", "promise"]
+
+
+@dataclass(frozen=True, slots=True)
+class Trigger:
+    """The event that caused a contact, as its row keeps it (trigger_event_id, trigger_traceparent,
+    trigger_correlation_id): events published later, when the contact is made or changes, are
+    caused by it, so they continue its correlation and its trace (a child span)."""
+
+    event_id: UUID
+    traceparent: str | None = None
+    correlation_id: str | None = None
+
+    @classmethod
+    def of(cls, event: Envelope) -> Trigger:
+        return cls(event.id, event.traceparent, event.correlation_id or str(event.id))
+
+    @classmethod
+    def of_row(cls, row: Any) -> Trigger:
+        """From a job row; rows written before the trace was kept start a trace of their own."""
+        return cls(row["trigger_event_id"], row["trigger_traceparent"], row["trigger_correlation_id"])
+
+    def caused(self, data: Payload, source: str) -> Envelope:
+        """An event caused by the trigger, published now (the same contract as Envelope.caused)."""
+        return Envelope(
+            data=data,
+            source=source,
+            correlation_id=self.correlation_id,
+            causation_id=str(self.event_id),
+            traceparent=child_traceparent(self.traceparent, str(data.type)),  # type: ignore[attr-defined]
+        )
 
 
 @dataclass(frozen=True, slots=True)

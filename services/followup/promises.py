@@ -8,6 +8,7 @@ promise breaks once, whoever runs the step.
 from __future__ import annotations
 
 import uuid
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -18,8 +19,7 @@ from services.followup import repository
 from services.followup.contacts import SOURCE, CallSpec, Followup, now_utc, request_revisit, schedule_call
 from services.followup.handlers import cancel_promise_messages
 from services.followup.ledger import HISTORY_DAYS
-from services.followup.models import AccountFacts
-from shared.events import Envelope
+from services.followup.models import AccountFacts, Trigger
 from shared.events import payloads as p
 from shared.outbox import enqueue
 
@@ -52,16 +52,15 @@ async def break_promise(
 ) -> None:
     """promise.broken, then a call, or a revisit once promises keep breaking."""
     rules = ctx.rules.promise.on_broken
-    account_id, outcome_id = promise["account_id"], str(promise["outcome_event_id"])
+    account_id, outcome_id = promise["account_id"], promise["outcome_event_id"]
+    # Days after the visit, still in the visit outcome's trace and correlation.
+    outcome = Trigger(
+        outcome_id, promise["trigger_traceparent"], promise["trigger_correlation_id"] or str(outcome_id)
+    )
     event_id = uuid.uuid4()
     count = await repository.mark_broken(conn, promise["promise_id"], event_id, rules.count_breaks_over_days)
-    broken = Envelope(
-        data=p.PromiseBroken(account_id=account_id, promise_id=promise["promise_id"], broken_count=count),
-        source=SOURCE,
-        id=event_id,
-        correlation_id=outcome_id,
-        causation_id=outcome_id,
-    )
+    data = p.PromiseBroken(account_id=account_id, promise_id=promise["promise_id"], broken_count=count)
+    broken = replace(outcome.caused(data, SOURCE), id=event_id)
     await enqueue(conn, broken)
     await cancel_promise_messages(conn, ctx, broken, [promise["promise_id"]], "pointless.promise_broken")
     now = now_utc()

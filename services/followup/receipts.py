@@ -15,9 +15,8 @@ import asyncpg
 
 from services.followup import repository
 from services.followup.contacts import SOURCE, Followup
-from services.followup.models import DeliveryReceiptIn, InboundSmsIn
+from services.followup.models import DeliveryReceiptIn, InboundSmsIn, Trigger
 from shared.errors import Conflict, NotFound
-from shared.events import Envelope
 from shared.events import payloads as p
 from shared.outbox import enqueue
 
@@ -54,7 +53,7 @@ async def apply_receipt(conn: asyncpg.Connection, receipt: DeliveryReceiptIn) ->
         status=status,
         updated_at=receipt.updated_at,
     )
-    await enqueue(conn, Envelope(data=updated, source=SOURCE))
+    await enqueue(conn, Trigger.of_row(job).caused(updated, SOURCE))
     return True
 
 

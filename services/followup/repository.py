@@ -11,8 +11,12 @@ from typing import Any
 
 import asyncpg
 
-from services.followup.models import AccountFacts, LedgerEntry
+from services.followup.models import AccountFacts, LedgerEntry, Trigger
 from shared.events import payloads as p
+
+# The trigger's trace kept with every row that publishes events later (migration 0003).
+_TRIGGER_COLUMNS = "trigger_event_id, trigger_traceparent, trigger_correlation_id"
+
 
 # --- contacts: how to reach a customer and what the policy needs ------------------------
 
@@ -159,6 +163,9 @@ class NewPromise:
     promised_date: Any
     made_at: datetime
     due_check_at: datetime
+    # The outcome's trace: promise.broken (published by the clock, days later) continues it.
+    trigger_traceparent: str | None = None
+    trigger_correlation_id: str | None = None
 
 
 async def insert_promise(conn: asyncpg.Connection, promise: NewPromise) -> uuid.UUID | None:
@@ -179,62 +186,120 @@ async def insert_promise(conn: asyncpg.Connection, promise: NewPromise) -> uuid.
     return promise_id
 
 
-_RECORD_PROMISE = """
+_RECORD_PROMISES = """
 WITH promise AS (
     INSERT INTO promises (promise_id, account_id, outcome_event_id, amount, currency, promised_date, status,
-                          made_at, due_check_at)
-    VALUES ($1, $2, $3, $4, $5, $6, 'open', $7, $8)
+                          made_at, due_check_at, trigger_traceparent, trigger_correlation_id)
+    SELECT p.promise_id, p.account_id, p.outcome_event_id, p.amount, p.currency, p.promised_date, 'open',
+           p.made_at, p.due_check_at, p.traceparent, p.correlation_id
+    FROM unnest($1::uuid[], $2::text[], $3::uuid[], $4::numeric[], $5::text[], $6::date[], $7::timestamptz[],
+                $8::timestamptz[], $9::text[], $10::text[])
+         AS p(promise_id, account_id, outcome_event_id, amount, currency, promised_date, made_at, due_check_at,
+              traceparent, correlation_id)
     ON CONFLICT (outcome_event_id) DO NOTHING
-    RETURNING promise_id
+    RETURNING promise_id, outcome_event_id, trigger_traceparent, trigger_correlation_id
 ), ledger AS (
     INSERT INTO contact_ledger (account_id, source_id, kind, occurred_at, connected, number_id, amount, detail)
-    SELECT $2, l.* FROM unnest($9::uuid[], $10::text[], $11::timestamptz[], $12::boolean[], $13::text[],
-                               $14::numeric[], $15::text[]) AS l
+    SELECT l.* FROM unnest($11::text[], $12::uuid[], $13::text[], $14::timestamptz[], $15::boolean[],
+                           $16::text[], $17::numeric[], $18::text[]) AS l
     ON CONFLICT (source_id, kind) DO NOTHING
 ), jobs AS (
     INSERT INTO sms_jobs (job_id, trigger_event_id, action, account_id, template_id, params, status, due_at,
-                          purpose, not_after, closed_reason, promise_id)
-    SELECT j.job_id, $3, j.action, $2, j.template_id, j.params, j.status, j.due_at, j.purpose, j.not_after,
-           j.closed_reason, promise.promise_id
-    FROM promise, unnest($16::uuid[], $17::text[], $18::text[], $19::jsonb[], $20::text[], $21::timestamptz[],
-                         $22::text[], $23::timestamptz[], $24::text[])
-         AS j(job_id, action, template_id, params, status, due_at, purpose, not_after, closed_reason)
+                          purpose, not_after, closed_reason, promise_id, trigger_traceparent,
+                          trigger_correlation_id)
+    SELECT j.job_id, j.trigger_event_id, j.action, j.account_id, j.template_id, j.params, j.status, j.due_at,
+           j.purpose, j.not_after, j.closed_reason, promise.promise_id, promise.trigger_traceparent,
+           promise.trigger_correlation_id
+    FROM unnest($19::uuid[], $20::uuid[], $21::text[], $22::text[], $23::text[], $24::jsonb[], $25::text[],
+                $26::timestamptz[], $27::text[], $28::timestamptz[], $29::text[])
+         AS j(job_id, trigger_event_id, action, account_id, template_id, params, status, due_at, purpose,
+              not_after, closed_reason)
+    JOIN promise ON promise.outcome_event_id = j.trigger_event_id
     ON CONFLICT (trigger_event_id, action) DO NOTHING
-    RETURNING action
+    RETURNING trigger_event_id, action
 )
-SELECT (SELECT promise_id FROM promise) AS promise_id, ARRAY(SELECT action FROM jobs) AS created
+SELECT ARRAY(SELECT ROW(outcome_event_id, promise_id) FROM promise) AS promises,
+       ARRAY(SELECT ROW(trigger_event_id, action) FROM jobs) AS created
 """
+
+
+@dataclass(frozen=True, slots=True)
+class PromiseWrite:
+    """A new promise with the ledger lines of its visit and its SMS jobs (all of one outcome)."""
+
+    promise: NewPromise
+    entries: Sequence[LedgerEntry]
+    jobs: Sequence[NewSmsJob]
+
+
+async def record_promises(
+    conn: asyncpg.Connection, writes: Sequence[PromiseWrite]
+) -> dict[uuid.UUID, tuple[uuid.UUID, frozenset[str]]]:
+    """Promises with their ledger lines and SMS jobs, however many, in one round trip (the hot path).
+
+    Returns, per outcome whose promise is new, (promise id, actions of the jobs created); an
+    outcome whose promise exists already is left out, and its jobs are not written. Jobs keep
+    their promise's trigger (the outcome) and its trace.
+    """
+    promises = [w.promise for w in writes]
+    entries = [(w.promise.account_id, e) for w in writes for e in w.entries]
+    jobs = [j for w in writes for j in w.jobs]
+    row = await conn.fetchrow(
+        _RECORD_PROMISES,
+        [uuid.uuid4() for _ in promises],
+        *_columns(
+            promises,
+            (
+                "account_id",
+                "outcome_event_id",
+                "amount",
+                "currency",
+                "promised_date",
+                "made_at",
+                "due_check_at",
+                "trigger_traceparent",
+                "trigger_correlation_id",
+            ),
+        ),
+        [account for account, _ in entries],
+        *_columns(
+            [e for _, e in entries],
+            ("source_id", "kind", "occurred_at", "connected", "number_id", "amount", "detail"),
+        ),
+        [uuid.uuid4() for _ in jobs],
+        *_columns(
+            jobs,
+            (
+                "trigger_event_id",
+                "action",
+                "account_id",
+                "template_id",
+                "params",
+                "status",
+                "due_at",
+                "purpose",
+                "not_after",
+                "closed_reason",
+            ),
+        ),
+    )
+    assert row is not None  # a SELECT without FROM always answers one row
+    created: dict[uuid.UUID, set[str]] = {}
+    for trigger_id, action in row["created"]:
+        created.setdefault(trigger_id, set()).add(action)
+    return {
+        outcome_id: (promise_id, frozenset(created.get(outcome_id, ())))
+        for outcome_id, promise_id in row["promises"]
+    }
 
 
 async def record_promise(
     conn: asyncpg.Connection, promise: NewPromise, entries: Sequence[LedgerEntry], jobs: Sequence[NewSmsJob]
 ) -> tuple[uuid.UUID | None, frozenset[str]]:
-    """A promise with its ledger lines and SMS jobs, in one round trip (the hot path).
-
-    Returns the new promise's id and the actions of the jobs created; (None, empty) when this
-    outcome's promise exists already: then nothing is written.
-    """
-    row = await conn.fetchrow(
-        _RECORD_PROMISE,
-        uuid.uuid4(),
-        promise.account_id,
-        promise.outcome_event_id,
-        promise.amount,
-        promise.currency,
-        promise.promised_date,
-        promise.made_at,
-        promise.due_check_at,
-        *_columns(
-            entries, ("source_id", "kind", "occurred_at", "connected", "number_id", "amount", "detail")
-        ),
-        [uuid.uuid4() for _ in jobs],
-        *_columns(
-            jobs,
-            ("action", "template_id", "params", "status", "due_at", "purpose", "not_after", "closed_reason"),
-        ),
-    )
-    assert row is not None  # a SELECT without FROM always answers one row
-    return row["promise_id"], frozenset(row["created"])
+    """One promise (record_promises): (its id, actions of the jobs created), or (None, empty) when
+    this outcome's promise exists already: then neither it nor its jobs are written."""
+    written = await record_promises(conn, [PromiseWrite(promise, entries, jobs)])
+    return written.get(promise.outcome_event_id, (None, frozenset()))
 
 
 def _columns(rows: Sequence[Any], names: Sequence[str]) -> list[list[Any]]:
@@ -287,7 +352,8 @@ async def claim_due_promises(conn: asyncpg.Connection, limit: int) -> list[async
     """Open promises past their date and grace, locked for the caller's transaction."""
     return list(
         await conn.fetch(
-            "SELECT promise_id, account_id, outcome_event_id, amount, currency, promised_date FROM promises"
+            "SELECT promise_id, account_id, outcome_event_id, amount, currency, promised_date,"
+            " trigger_traceparent, trigger_correlation_id FROM promises"
             " WHERE status = 'open' AND due_check_at <= now() ORDER BY due_check_at LIMIT $1"
             " FOR UPDATE SKIP LOCKED",
             limit,
@@ -339,14 +405,18 @@ class NewSmsJob:
     promise_id: uuid.UUID | None = None
     closed_reason: str | None = None
     basis_event_id: uuid.UUID | None = None
+    trigger_traceparent: str | None = None
+    trigger_correlation_id: str | None = None
+    recipient: str = "debtor"
 
 
 async def insert_sms_job(conn: asyncpg.Connection, job: NewSmsJob) -> uuid.UUID | None:
     """The job id, or None when this trigger already has this job: the unique key decides."""
     job_id: uuid.UUID | None = await conn.fetchval(
         "INSERT INTO sms_jobs (job_id, trigger_event_id, action, account_id, template_id, params, status,"
-        " due_at, purpose, not_after, promise_id, closed_reason, basis_event_id)"
-        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
+        " due_at, purpose, not_after, promise_id, closed_reason, basis_event_id, trigger_traceparent,"
+        " trigger_correlation_id, recipient)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)"
         " ON CONFLICT (trigger_event_id, action) DO NOTHING RETURNING job_id",
         uuid.uuid4(),
         job.trigger_event_id,
@@ -361,6 +431,9 @@ async def insert_sms_job(conn: asyncpg.Connection, job: NewSmsJob) -> uuid.UUID 
         job.promise_id,
         job.closed_reason,
         job.basis_event_id,
+        job.trigger_traceparent,
+        job.trigger_correlation_id,
+        job.recipient,
     )
     return job_id
 
@@ -370,7 +443,8 @@ async def claim_due_sms(conn: asyncpg.Connection, limit: int) -> list[asyncpg.Re
     return list(
         await conn.fetch(
             "SELECT job_id, trigger_event_id, basis_event_id, action, account_id, template_id, params, purpose,"
-            " attempts, not_after, promise_id, created_at FROM sms_jobs"
+            " attempts, not_after, promise_id, created_at, trigger_traceparent, trigger_correlation_id,"
+            " recipient FROM sms_jobs"
             " WHERE status = 'pending' AND due_at <= now() ORDER BY due_at LIMIT $1 FOR UPDATE SKIP LOCKED",
             limit,
         )
@@ -451,7 +525,8 @@ async def sms_job_for_receipt(
     conn: asyncpg.Connection, provider_message_id: str, job_id: uuid.UUID | None
 ) -> asyncpg.Record | None:
     return await conn.fetchrow(
-        "SELECT job_id, account_id, status, provider_message_id FROM sms_jobs"
+        "SELECT job_id, account_id, status, provider_message_id, trigger_event_id, trigger_traceparent,"
+        " trigger_correlation_id FROM sms_jobs"
         " WHERE provider_message_id = $1 OR job_id = $2 LIMIT 1 FOR UPDATE",
         provider_message_id,
         job_id,
@@ -528,13 +603,15 @@ class NewCallTask:
     needs_trained_agent: bool
     closed_reason: str | None = None
     basis_event_id: uuid.UUID | None = None
+    trigger_traceparent: str | None = None
+    trigger_correlation_id: str | None = None
 
 
 async def insert_call_task(conn: asyncpg.Connection, task: NewCallTask) -> uuid.UUID | None:
     task_id: uuid.UUID | None = await conn.fetchval(
         "INSERT INTO call_tasks (task_id, trigger_event_id, action, account_id, reason, purpose, status,"
-        " due_at, not_after, needs_trained_agent, closed_reason, basis_event_id)"
-        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
+        " due_at, not_after, needs_trained_agent, closed_reason, basis_event_id, trigger_traceparent,"
+        " trigger_correlation_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
         " ON CONFLICT (trigger_event_id, action) DO NOTHING RETURNING task_id",
         uuid.uuid4(),
         task.trigger_event_id,
@@ -548,6 +625,8 @@ async def insert_call_task(conn: asyncpg.Connection, task: NewCallTask) -> uuid.
         task.needs_trained_agent,
         task.closed_reason,
         task.basis_event_id,
+        task.trigger_traceparent,
+        task.trigger_correlation_id,
     )
     return task_id
 
@@ -557,7 +636,7 @@ async def claim_due_calls(conn: asyncpg.Connection, limit: int, trained: bool) -
     return list(
         await conn.fetch(
             "SELECT task_id, trigger_event_id, basis_event_id, action, account_id, reason, purpose, due_at,"
-            " not_after, created_at FROM call_tasks"
+            " not_after, created_at, trigger_traceparent, trigger_correlation_id FROM call_tasks"
             " WHERE ((status = 'pending' AND due_at <= now()) OR (status = 'claimed' AND lease_until < now()))"
             " AND (NOT needs_trained_agent OR $2) ORDER BY due_at LIMIT $1 FOR UPDATE SKIP LOCKED",
             limit,
@@ -597,7 +676,8 @@ async def close_call(conn: asyncpg.Connection, task_id: uuid.UUID, status: str, 
 
 async def call_task_for_update(conn: asyncpg.Connection, task_id: uuid.UUID) -> asyncpg.Record | None:
     return await conn.fetchrow(
-        "SELECT task_id, account_id, status, claimed_by, result, completed_at FROM call_tasks"
+        "SELECT task_id, account_id, status, claimed_by, result, completed_at, trigger_event_id,"
+        " trigger_traceparent, trigger_correlation_id FROM call_tasks"
         " WHERE task_id = $1 FOR UPDATE",
         task_id,
     )
@@ -660,7 +740,7 @@ async def call_task_view(conn: asyncpg.Connection, task_id: uuid.UUID) -> dict[s
 
 async def insert_referral(
     conn: asyncpg.Connection,
-    trigger_event_id: uuid.UUID,
+    trigger: Trigger,
     account_id: str,
     program: str,
     rule: str,
@@ -668,14 +748,17 @@ async def insert_referral(
 ) -> uuid.UUID | None:
     referral_id: uuid.UUID | None = await conn.fetchval(
         "INSERT INTO care_referrals (referral_id, trigger_event_id, action, account_id, program, rule, category,"
-        " status) VALUES ($1, $2, 'care.referral', $3, $4, $5, $6, 'open')"
+        " status, trigger_traceparent, trigger_correlation_id)"
+        " VALUES ($1, $2, 'care.referral', $3, $4, $5, $6, 'open', $7, $8)"
         " ON CONFLICT (trigger_event_id, action) DO NOTHING RETURNING referral_id",
         uuid.uuid4(),
-        trigger_event_id,
+        trigger.event_id,
         account_id,
         program,
         rule,
         category,
+        trigger.traceparent,
+        trigger.correlation_id,
     )
     return referral_id
 
@@ -697,7 +780,8 @@ async def list_referrals(conn: asyncpg.Connection, status: str | None) -> list[d
 
 async def referral_for_update(conn: asyncpg.Connection, referral_id: uuid.UUID) -> asyncpg.Record | None:
     return await conn.fetchrow(
-        f"SELECT {_REFERRAL_COLUMNS} FROM care_referrals WHERE referral_id = $1 FOR UPDATE", referral_id
+        f"SELECT {_REFERRAL_COLUMNS}, {_TRIGGER_COLUMNS} FROM care_referrals WHERE referral_id = $1 FOR UPDATE",
+        referral_id,
     )
 
 
@@ -734,15 +818,16 @@ async def open_referrals(conn: asyncpg.Connection, account_id: str) -> int:
     )
 
 
-async def insert_dispute(
-    conn: asyncpg.Connection, trigger_event_id: uuid.UUID, account_id: str
-) -> uuid.UUID | None:
+async def insert_dispute(conn: asyncpg.Connection, trigger: Trigger, account_id: str) -> uuid.UUID | None:
     dispute_id: uuid.UUID | None = await conn.fetchval(
-        "INSERT INTO disputes (dispute_id, trigger_event_id, account_id, status) VALUES ($1, $2, $3, 'open')"
+        "INSERT INTO disputes (dispute_id, trigger_event_id, account_id, status, trigger_traceparent,"
+        " trigger_correlation_id) VALUES ($1, $2, $3, 'open', $4, $5)"
         " ON CONFLICT (trigger_event_id) DO NOTHING RETURNING dispute_id",
         uuid.uuid4(),
-        trigger_event_id,
+        trigger.event_id,
         account_id,
+        trigger.traceparent,
+        trigger.correlation_id,
     )
     return dispute_id
 
@@ -761,7 +846,8 @@ async def list_disputes(conn: asyncpg.Connection, status: str | None) -> list[di
 
 async def dispute_for_update(conn: asyncpg.Connection, dispute_id: uuid.UUID) -> asyncpg.Record | None:
     return await conn.fetchrow(
-        f"SELECT {_DISPUTE_COLUMNS} FROM disputes WHERE dispute_id = $1 FOR UPDATE", dispute_id
+        f"SELECT {_DISPUTE_COLUMNS}, {_TRIGGER_COLUMNS} FROM disputes WHERE dispute_id = $1 FOR UPDATE",
+        dispute_id,
     )
 
 

@@ -73,6 +73,10 @@ class OutcomeRule(Strict):
     escalate_after: int | None = Field(default=None, ge=1)
     escalate_to: NextStep | None = None
     revisit_not_before_days: int = Field(default=1, ge=0)
+    # A message left for the customer right after the visit, which someone else may read: sent
+    # as to a third party (templates.for_recipient), so it carries no debt details.
+    message: str | None = Field(default=None, pattern=r"^[a-z][a-z0-9_]*$")
+    message_within_hours: float = Field(default=24, gt=0)
 
     @model_validator(mode="after")
     def _escalation_complete(self) -> OutcomeRule:

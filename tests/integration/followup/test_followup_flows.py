@@ -4,12 +4,15 @@
 opt-out honoured, quiet hours deferred and audited)."""
 
 import asyncio
+import json
+import time
 from datetime import timedelta
 from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
 
+from services.followup.webhooks import SIGNATURE_HEADER, sign
 from shared.events import payloads as p
 from tests.conftest import eventually
 from tests.integration.followup.conftest import (
@@ -27,6 +30,20 @@ ABSENT = p.CustomerAbsent()
 
 def types(events) -> list[str]:
     return [e.type for e in events]
+
+
+def trace_id(event) -> str:
+    return event.traceparent.split("-")[1]
+
+
+def continues(event, cause) -> bool:
+    """`event` was caused by `cause` (published later): its trace, its correlation, a span of its own."""
+    return (
+        trace_id(event) == trace_id(cause)
+        and event.traceparent != cause.traceparent
+        and event.causation_id == str(cause.id)
+        and event.correlation_id == (cause.correlation_id or str(cause.id))
+    )
 
 
 async def test_an_absent_customer_gets_a_call_that_a_payment_makes_pointless(followup) -> None:
@@ -67,7 +84,8 @@ async def test_hardship_with_consent_refers_and_holds_until_the_care_team_closes
     await eventually(lambda: followup.sandbox_messages(phone))  # the confirmation
 
     hardship = p.HardshipReported(category="job_loss", referral_consent=True)
-    await followup.publish(outcome(account, hardship))
+    hardship_event = outcome(account, hardship)
+    await followup.publish(hardship_event)
     events = await followup.followup_events(account, lambda es: "care.referred" in types(es))
     referred = next(e.data for e in events if e.type == "care.referred")
     assert referred.program == "deferral" and referred.rule.startswith(
@@ -103,6 +121,8 @@ async def test_hardship_with_consent_refers_and_holds_until_the_care_team_closes
 
     events = await followup.followup_events(account, released)
     assert [e.data.flags.care_hold for e in events if e.type == "customer.flags_changed"] == [True, False]
+    lifted = [e for e in events if e.type == "customer.flags_changed"][-1]
+    assert continues(lifted, hardship_event), "the hold is lifted in the trace of the visit that set it"
 
 
 async def test_hardship_without_consent_only_tells_how_to_reach_care(followup) -> None:
@@ -243,6 +263,7 @@ async def test_a_promise_gets_one_confirmation_a_reminder_and_a_delivery_receipt
         account, lambda es: {"sms.sent", "sms.delivery_updated"} <= {e.type for e in es}
     )
     assert sorted(e.type for e in events) == ["sms.delivery_updated", "sms.sent"]
+    assert all(continues(e, made) for e in events), "the SMS and its receipt continue the outcome's trace"
 
     # The same event again (redelivery): the inbox and the job key both say "done already".
     await followup.publish(made)
@@ -275,7 +296,8 @@ async def test_a_broken_promise_gets_a_call_and_repeated_breaks_a_revisit(follow
     account, phone = new_account()
     await followup.open_account(account, phone, zone_at_local_hour(13))
     # Promised five days ago: past its date and the two grace days, so the clock breaks it.
-    await followup.publish(outcome(account, promise("200.00", days=-5)))
+    made = outcome(account, promise("200.00", days=-5))
+    await followup.publish(made)
 
     def broken_and_called(es):
         return {"promise.broken", "call.scheduled"} <= {e.type for e in es}
@@ -285,6 +307,7 @@ async def test_a_broken_promise_gets_a_call_and_repeated_breaks_a_revisit(follow
     scheduled = next(e for e in events if e.type == "call.scheduled")
     assert broken.data.broken_count == 1
     assert scheduled.causation_id == str(broken.id) and scheduled.data.reason == "promise_broken"
+    assert continues(broken, made), "broken days later, still in the trace of the visit"
 
     dialer = followup.auth("dialer", "dialer-system")
     claim = {
@@ -313,6 +336,94 @@ async def test_a_broken_promise_gets_a_call_and_repeated_breaks_a_revisit(follow
     )
     assert [e.data.broken_count for e in events if e.type == "promise.broken"] == [1, 2]
     assert [e.type for e in events].count("call.completed") == 1
+    [completed] = [e for e in events if e.type == "call.completed"]
+    assert continues(completed, broken), "the call's result continues the trace of what asked for it"
     assert [e.type for e in events].count("call.scheduled") == 1, (
         "the second break asks for a revisit instead"
     )
+
+
+# --- the gateway's delivery-receipt webhook -------------------------------------------------
+
+
+async def test_delivery_receipts_apply_once_per_status_and_only_to_messages_sent(followup) -> None:
+    account, phone = new_account()
+    made = outcome(account, promise("300.00", days=6))
+    await followup.open_account(account, phone, zone_at_local_hour(13))
+    await followup.publish(made)
+    await eventually(lambda: followup.sandbox_messages(phone))
+
+    async def delivered():
+        jobs = {j["action"]: j for j in await jobs_of(followup, account)}
+        return jobs if jobs["sms.promise_confirmation"]["delivery_status"] == "delivered" else None
+
+    await eventually(delivered)
+    [message] = await followup.sandbox_messages(phone)
+    [reminder] = await followup.fetch(
+        "SELECT job_id FROM sms_jobs WHERE account_id = $1 AND action = 'sms.promise_reminder'", account
+    )
+
+    async def receipt(body: dict, signed: bool = True) -> httpx.Response:
+        payload = json.dumps({"updated_at": "2026-11-29T10:00:00+00:00", **body}).encode()
+        headers = {"Content-Type": "application/json"}
+        if signed:
+            headers[SIGNATURE_HEADER] = sign(SANDBOX_KEY, payload, int(time.time()))
+        async with httpx.AsyncClient(base_url=followup.url) as http:
+            return await http.post("/v1/sms/delivery-receipts", content=payload, headers=headers)
+
+    again = await receipt({"message_id": message["message_id"], "status": "delivered"})
+    assert again.status_code == 200 and again.json() == {"applied": False}, "the gateway retried"
+    on_the_way = await receipt({"message_id": message["message_id"], "status": "sent"})
+    assert on_the_way.json() == {"applied": False}, "'sent' is not final"
+    early = await receipt(
+        {"message_id": "gw-early", "status": "delivered", "idempotency_key": str(reminder["job_id"])}
+    )
+    assert early.status_code == 409, "a receipt ahead of our commit is retried by the gateway"
+    assert (await receipt({"message_id": "gw-unknown", "status": "delivered"})).status_code == 404
+    assert (
+        await receipt({"message_id": message["message_id"], "status": "failed"}, signed=False)
+    ).status_code == 401
+    bad = await receipt({"message_id": message["message_id"], "status": "lost in the post"})
+    assert bad.status_code == 422 and bad.json()["detail"][0]["field"] == "status"
+
+    failed = await receipt({"message_id": message["message_id"], "status": "undelivered"})
+    assert failed.json() == {"applied": True}, "a new final status is news"
+    events = await followup.followup_events(account, lambda es: types(es).count("sms.delivery_updated") >= 2)
+    updates = [e.data.status for e in events if e.type == "sms.delivery_updated"]
+    assert updates == ["delivered", "failed"]
+
+
+# --- third parties and the deceased --------------------------------------------------------
+
+
+async def test_after_meeting_only_a_third_party_no_message_says_anything_of_the_debt(followup) -> None:
+    account, phone = new_account()
+    await followup.open_account(account, phone, zone_at_local_hour(13), dpd=75)
+    await followup.publish(outcome(account, p.ThirdPartyOnly()))
+    [message] = await eventually(lambda: followup.sandbox_messages(phone))
+    assert message["template_id"] == "contact_request"
+    for detail in ("900.00", "6000.00", "10000.00", "75", "欠", "逾期", "还款", "催收"):
+        assert detail not in message["text"], detail
+    [job] = await followup.fetch("SELECT recipient, params FROM sms_jobs WHERE account_id = $1", account)
+    assert (job["recipient"], job["params"]) == ("third_party", {})
+    events = await followup.followup_events(account, lambda es: "call.scheduled" in types(es))
+    assert [e.data.reason for e in events if e.type == "call.scheduled"] == ["third_party_only"]
+
+
+async def test_a_death_reported_at_the_door_stops_every_pending_contact(followup) -> None:
+    account, phone = new_account()
+    await followup.open_account(account, phone, zone_at_local_hour(13))
+    await followup.publish(outcome(account, promise(days=6)))
+    await eventually(lambda: followup.sandbox_messages(phone))
+    await followup.publish(outcome(account, p.Deceased()))
+
+    async def settled():
+        [row] = await followup.fetch("SELECT status FROM promises WHERE account_id = $1", account)
+        return row["status"] == "superseded"
+
+    await eventually(settled)
+    [reminder] = await followup.fetch(
+        "SELECT status, closed_reason FROM sms_jobs WHERE account_id = $1 AND action = 'sms.promise_reminder'",
+        account,
+    )
+    assert (reminder["status"], reminder["closed_reason"]) == ("cancelled", "followup.deceased_reported")

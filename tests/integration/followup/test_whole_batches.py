@@ -3,6 +3,7 @@ contract as event by event — each event applied once, a poison event dead-lett
 effect and no inbox row, the rest of its batch applied — with one savepoint per batch."""
 
 import asyncio
+import contextlib
 
 import pytest
 from aiokafka import AIOKafkaProducer
@@ -78,3 +79,77 @@ async def test_a_whole_batch_applies_each_event_once_and_dead_letters_only_the_p
     assert inbox == {first.id, events[3].id} and poison.id not in inbox
     assert dead == 1
     assert (runner.stats.processed, runner.stats.duplicates, runner.stats.dead_lettered) == (2, 2, 1)
+
+
+async def test_a_batch_scope_wraps_the_batch_and_is_dropped_with_it_when_an_event_fails(
+    schema_pool, kafka_bootstrap, uid
+) -> None:
+    """The opt-in batch scope (follow-up's outcome read-ahead) opens around a whole batch in its
+    transaction; what it staged is written at its end, or rolled back with the batch, which is
+    then applied event by event without a scope."""
+    topic, group = f"test.scope.{uid}", f"test-scope-{uid}"
+    await ensure_topics(kafka_bootstrap, [topic, dead_letter_topic(group)], 1)
+    async with schema_pool.pool.acquire() as conn:
+        await conn.execute("CREATE TABLE effects (reason text, how text, seq serial)")
+    scopes: list[list[str]] = []
+    staged: list[str] | None = None
+
+    @contextlib.asynccontextmanager
+    async def scope(conn, events):
+        nonlocal staged
+        scopes.append([e.data.reason for e in events])
+        staged = []
+        try:
+            yield
+            await conn.executemany(
+                "INSERT INTO effects (reason, how) VALUES ($1, 'staged')", [(r,) for r in staged]
+            )
+        finally:
+            staged = None
+
+    async def record(conn, event: Envelope) -> None:
+        if event.data.reason == "poison":
+            raise PermanentError("reason: poison is not applicable")
+        if staged is not None:
+            staged.append(event.data.reason)
+        else:
+            await conn.execute("INSERT INTO effects (reason, how) VALUES ($1, 'alone')", event.data.reason)
+
+    async def run(events: list[Envelope]) -> None:
+        producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all", linger_ms=50)
+        await producer.start()
+        try:
+            futures = [await producer.send(topic, e.value(), key=e.key, headers=e.headers()) for e in events]
+            await asyncio.gather(*futures)
+        finally:
+            await producer.stop()
+        runner = ConsumerRunner(
+            group_id=group,
+            topics=[topic],
+            handlers={"revisit.requested": record},
+            pool=schema_pool.pool,
+            bootstrap_servers=kafka_bootstrap,
+            whole_batches=True,
+            batch_scope=scope,
+        )
+        await runner.start()
+        task = asyncio.create_task(runner.run())
+        try:
+            goal = runner.stats.processed + len(events)
+
+            async def done() -> bool:
+                return runner.stats.processed + runner.stats.dead_lettered >= goal
+
+            await eventually(done)
+        finally:
+            runner.stop()
+            await task
+
+    await run([revisit("a"), revisit("b")])
+    await run([revisit("c"), revisit("poison"), revisit("d")])
+    async with schema_pool.pool.acquire() as conn:
+        effects = [
+            (r["reason"], r["how"]) for r in await conn.fetch("SELECT reason, how FROM effects ORDER BY seq")
+        ]
+    assert effects == [("a", "staged"), ("b", "staged"), ("c", "alone"), ("d", "alone")]
+    assert scopes[0] == ["a", "b"] and ["c", "poison", "d"] in scopes

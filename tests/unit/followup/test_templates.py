@@ -6,7 +6,15 @@ from pathlib import Path
 import pytest
 
 from services.followup.rules import load_rules
-from services.followup.templates import LANGUAGES, load_templates, placeholders, render
+from services.followup.templates import (
+    LANGUAGES,
+    THIRD_PARTY_TEMPLATE,
+    for_recipient,
+    load_templates,
+    placeholders,
+    render,
+)
+from shared.compliance import Recipient
 
 BANNED_PATH = Path(__file__).parent / "banned_phrases.txt"
 OPT_OUT = {"en": "Reply STOP to opt out", "zh-CN": "回复退订"}
@@ -53,9 +61,11 @@ def test_templates_are_reviewed_text(template_id: str) -> None:
 
 
 def test_every_template_the_rules_send_exists() -> None:
+    rules = load_rules()
     used = {"promise_confirmation", "promise_reminder", "care_referral", "care_info", "dispute_ack"}
+    used |= {rule.message for rule in rules.outcomes.values() if rule.message}
     assert used <= set(TEMPLATES)
-    assert load_rules().hardship.notify_by_sms
+    assert rules.hardship.notify_by_sms
 
 
 def test_render_falls_back_by_language() -> None:
@@ -64,3 +74,38 @@ def test_render_falls_back_by_language() -> None:
     assert render("promise_reminder", "fr-FR", params)[1] == "en"
     text, used = render("promise_reminder", "zh-CN", params)
     assert used == "zh-CN" and "300.00" in text and "2026-12-05" in text
+
+
+# --- third parties: never any debt details (shared.compliance.may_contain_debt_details) -------
+
+# What a debt looks like in a message: the figures of this account, and the words for it.
+DEBT_PARAMS = {"amount": "2500.00", "currency": "CNY", "date": "2026-12-05", "dpd": "75"}
+DEBT_WORDS = ["debt", "owe", "overdue", "arrears", "repay", "payment", "loan", "amount", "collect",
+              "dispute", "past due", "欠", "逾期", "还款", "债", "贷款", "金额", "催收", "账户", "异议"]  # fmt: skip
+
+
+def debt_details_in(text: str) -> list[str]:
+    lowered = text.casefold()
+    return [d for d in [*DEBT_PARAMS.values(), *DEBT_WORDS] if d.casefold() in lowered]
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+@pytest.mark.parametrize("template_id", sorted(TEMPLATES))
+def test_a_message_a_third_party_may_read_carries_no_debt_details(template_id: str, language: str) -> None:
+    params = {name: DEBT_PARAMS.get(name, "x") for name in placeholders(TEMPLATES[template_id]["en"])}
+    text, _ = render(template_id, language, params, Recipient.THIRD_PARTY)
+    assert debt_details_in(text) == [], f"{template_id}/{language} to a third party"
+    assert for_recipient(template_id, params, Recipient.THIRD_PARTY) == (THIRD_PARTY_TEMPLATE, {})
+
+
+def test_the_debtor_still_gets_the_details_the_check_would_catch() -> None:
+    text, _ = render("promise_reminder", "en", DEBT_PARAMS, Recipient.DEBTOR)
+    assert {"2500.00", "2026-12-05"} <= set(debt_details_in(text))
+    assert for_recipient("promise_reminder", DEBT_PARAMS, Recipient.DEBTOR) == (
+        "promise_reminder",
+        DEBT_PARAMS,
+    )
+
+
+def test_the_third_party_template_has_nothing_to_fill_in() -> None:
+    assert all(placeholders(text) == set() for text in TEMPLATES[THIRD_PARTY_TEMPLATE].values())
