@@ -9,6 +9,7 @@ requests, and 429 is tested on its own (test_limits.py).
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime
 from typing import Any
 
@@ -63,6 +64,16 @@ def draw(strategy: Any, count: int) -> list[Any]:
 
 def cases_for(operation: Any, auth: str, visit_id: str) -> list[Any]:
     headers = {"Authorization": auth}
+    # The documented examples first, aimed at a visit of the agent's own and with fresh ids (a
+    # documented id may already be taken by another test): every operation is reached at least
+    # by what its documentation shows, whatever the random draws hit.
+    cases = [
+        fresh_ids(case)
+        for example in operation.get_strategies_from_examples(
+            headers=headers, path_parameters={"visit_id": visit_id}
+        )
+        for case in draw(example, 1)
+    ]
     kinds = [operation.as_strategy(GenerationMode.POSITIVE, headers=headers)]
     if "{visit_id}" in operation.path:
         kinds.append(
@@ -71,14 +82,34 @@ def cases_for(operation: Any, auth: str, visit_id: str) -> list[Any]:
             )
         )
     kinds.append(operation.as_strategy(GenerationMode.NEGATIVE, headers=headers))
-    cases = [case for kind in kinds for case in draw(kind, EXAMPLES_PER_KIND)]
-    # The documented examples, aimed at the real visit: each operation is reached at least by
-    # what its documentation shows, whatever the random draws hit.
-    for example in operation.get_strategies_from_examples(
-        headers=headers, path_parameters={"visit_id": visit_id}
-    ):
-        cases += draw(example, 1)
-    return cases
+    return cases + [case for kind in kinds for case in draw(kind, EXAMPLES_PER_KIND)]
+
+
+UNIQUE_FIELDS = ("bank_reference", "receipt_number")
+
+
+def fresh_ids(case: Any) -> Any:
+    """The same documented request, with its client-generated ids and references made new."""
+    if isinstance(case.body, dict):
+        for key, value in list(case.body.items()):
+            if key.endswith("_id") and _is_uuid(value):
+                case.body[key] = str(uuid.uuid4())
+            elif key in UNIQUE_FIELDS and isinstance(value, str):
+                case.body[key] = f"{value[:20]}-{uuid.uuid4().hex[:8]}"
+        outcome = case.body.get("outcome")
+        if isinstance(outcome, dict) and isinstance(outcome.get("receipt_number"), str):
+            outcome["receipt_number"] = f"R-{uuid.uuid4().hex[:10]}"
+    if case.headers and "Idempotency-Key" in case.headers:
+        case.headers["Idempotency-Key"] = str(uuid.uuid4())
+    return case
+
+
+def _is_uuid(value: Any) -> bool:
+    try:
+        uuid.UUID(str(value))
+    except ValueError:
+        return False
+    return True
 
 
 async def send(client: httpx.AsyncClient, case: Any) -> httpx.Response:
@@ -105,8 +136,6 @@ async def test_schemathesis_finds_no_server_error_and_no_schema_violation(
     ):
         harness = Visits(app, client, token)
         team = f"T-{agent_id}"
-        visit = await harness.assign(agent_id, team=team)
-        await harness.check_in(agent_id, visit.visit_id, mock_location=True)
         auth = {
             "/v1/me/": f"Bearer {token(agent_id, 'agent', team)}",
             "/v1/team/": f"Bearer {token('SUP-fuzz', 'supervisor', team)}",
@@ -117,6 +146,8 @@ async def test_schemathesis_finds_no_server_error_and_no_schema_violation(
             prefix = next((p for p in auth if operation.path.startswith(p)), None)
             if prefix is None:
                 continue  # health and metrics
+            visit = await harness.assign(agent_id, team=team)  # one per operation: no order effects
+            await harness.check_in(agent_id, visit.visit_id, mock_location=True)
             for case in cases_for(operation, auth[prefix], str(visit.visit_id)):
                 response = await send(client, case)
                 case.validate_response(response, checks=CHECKS)
