@@ -128,10 +128,17 @@ async def my_route(
         Header(alias="If-None-Match", max_length=1000, examples=['"3f1c0e5b8a9d4e2f7c6b5a4d3e2f1a0b"']),
     ] = None,
 ) -> Response:
-    zone = tz or request.app.state.settings.route_time_zone
+    return await route_response(request.app, agent.subject, day, tz, if_none_match)
+
+
+async def route_response(
+    app: Any, agent_id: str, day: str, tz: str | None, if_none_match: str | None
+) -> Response:
+    """The route's answer once the caller is known (also served by `fastpath`)."""
+    zone = tz or app.state.settings.route_time_zone
     plan_date = datetime.now(_zone(zone)).date() + timedelta(days=1 if day == "tomorrow" else 0)
-    async with _pool(request).acquire() as conn:
-        body = await handlers.route(conn, agent.subject, plan_date, zone)
+    async with runtime_of(app).pool.acquire() as conn:
+        body = await handlers.route(conn, agent_id, plan_date, zone)
     etag = f'"{hashlib.sha256(body).hexdigest()[:32]}"'
     headers = {"ETag": etag, "Cache-Control": "private, no-cache"}
     if if_none_match is not None and _matches(if_none_match, etag):

@@ -37,6 +37,11 @@ class CachingTokenVerifier:
         self._size = size
         self._cache: dict[str, tuple[Principal, float]] = {}
 
+    def cached(self, token: str) -> Principal | None:
+        """The principal of a token verified before and not expired, else None (no verification)."""
+        hit = self._cache.get(token)
+        return hit[0] if hit is not None and time.time() < hit[1] else None
+
     def verify(self, token: str) -> Principal:
         hit = self._cache.get(token)
         if hit is not None and time.time() < hit[1]:
@@ -82,6 +87,12 @@ class RateLimiter:
             bucket.tokens -= 1.0
             return 0.0
         return (1.0 - bucket.tokens) / self._rate
+
+    def give_back(self, key: str) -> None:
+        """Return the token a request took when another path will answer it (and take it again)."""
+        bucket = self._buckets.get(key)
+        if bucket is not None:
+            bucket.tokens = min(self._burst, bucket.tokens + 1.0)
 
     def _forget_idle(self, now: float) -> None:
         """Drop buckets that have refilled: forgetting them changes nothing."""

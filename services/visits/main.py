@@ -11,7 +11,7 @@ from pathlib import Path
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from services.visits import proof, repository
+from services.visits import fastpath, proof, repository
 from services.visits.api import agent_router, team_router
 from services.visits.consumers import CONSUMERS
 from services.visits.guards import (
@@ -87,6 +87,7 @@ def create_app(settings: VisitsSettings | None = None) -> FastAPI:
     app.state.rate_limiter = RateLimiter(settings.rate_limit_per_s, settings.rate_limit_burst)
     app.state.token_verifier = CachingTokenVerifier(app.state.token_verifier, settings.token_cache_size)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    fastpath.install(app)
     install_validation_errors(app)
     install_bearer_openapi(app)
 
