@@ -19,7 +19,10 @@ def consumers(handlers: EventHandlers, outcome_consumers: int = 1) -> list[Consu
     outcomes = ConsumerSpec(
         group_id="followup.outcomes",
         topics=[topics.VISIT_OUTCOMES],
-        handlers={"visit.outcome_recorded": handlers.on_outcome_recorded},
+        handlers={
+            "visit.outcome_recorded": handlers.on_outcome_recorded,
+            "visit.cash_confirmation_requested": handlers.on_cash_confirmation_requested,
+        },
         whole_batches=True,
         batch_scope=handlers.outcome_batch,
     )

@@ -73,6 +73,8 @@ class SmsSpec:
     basis_event_id: uuid.UUID | None = None
     # Who may read it: a third party's message carries no debt details (templates.for_recipient).
     recipient: Recipient = Recipient.DEBTOR
+    # The params hold a secret (a one-time code): never logged, cleared once the job is closed.
+    secret_params: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,6 +161,7 @@ def plan_sms(
         basis_event_id=spec.basis_event_id,
         trigger_traceparent=trigger.traceparent,
         trigger_correlation_id=trigger.correlation_id,
+        secret_params=spec.secret_params,
     )
     return job, plan.refusal
 

@@ -52,6 +52,7 @@ MET_CUSTOMER = frozenset(
     {"paid_on_site", "promise_to_pay", "partial_payment", "refused", "hardship_reported", "dispute_raised"}
 )
 CARE_SMS_STALE_HOURS = 72
+CASH_CONFIRMATION = "cash_confirmation"  # the template, and sms.<it> the action
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,8 +103,14 @@ class EventHandlers:
         await repository.upsert_contact(conn, event.data)
 
     async def on_delinquency_updated(self, conn: asyncpg.Connection, event: Envelope) -> None:
-        assert isinstance(event.data, p.DelinquencyUpdated)
-        await repository.update_dpd(conn, event.data.account_id, event.data.dpd)
+        e = event.data
+        assert isinstance(e, p.DelinquencyUpdated)
+        await repository.update_dpd(conn, e.account_id, e.dpd)
+        if e.contact is not None or e.address is not None:
+            # The next SMS goes to the new number, in the new language and zone (the sender
+            # reads them when it sends, not when the job was planned).
+            country = e.address.country if e.address else None
+            await repository.update_contact(conn, e.account_id, e.contact, country)
 
     async def on_flags_changed(self, conn: asyncpg.Connection, event: Envelope) -> None:
         e = event.data
@@ -176,6 +183,26 @@ class EventHandlers:
         await repository.add_to_ledger(conn, recorded.account_id, entries)
         handler = self._outcomes.get(type(recorded.outcome), self._next_step)
         await handler(conn, event, recorded, facts)
+
+    async def on_cash_confirmation_requested(self, conn: asyncpg.Connection, event: Envelope) -> None:
+        """Text the customer the one-time code for cash taken at the door, until it expires.
+
+        To the phone of our contact projection only (never a number from the door); the code
+        lives in the job's params until the job is closed (the 0005 migration clears them).
+        """
+        e = event.data
+        assert isinstance(e, p.CashConfirmationRequested)
+        params = {
+            "amount": f"{e.amount:.2f}",
+            "currency": e.currency,
+            "receipt": e.receipt_number,
+            "code": e.code,
+        }
+        action = f"sms.{CASH_CONFIRMATION}"
+        spec = SmsSpec(
+            action, CASH_CONFIRMATION, "collection", params, now_utc(), e.expires_at, secret_params=True
+        )
+        await schedule_sms(conn, self.ctx, event, e.account_id, await facts_for(conn, e.account_id), spec)
 
     async def _next_step(
         self,

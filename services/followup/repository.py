@@ -46,6 +46,26 @@ async def update_dpd(conn: asyncpg.Connection, account_id: str, dpd: int) -> Non
     )
 
 
+async def update_contact(
+    conn: asyncpg.Connection, account_id: str, contact: p.ContactDetails | None, country: str | None
+) -> None:
+    """Core banking's new contact data (and the address's country, which picks the pack).
+
+    Only what changed is sent (null: unchanged); opt-outs stay, whatever the number.
+    """
+    await conn.execute(
+        "UPDATE contacts SET phone = CASE WHEN $2 THEN $3 ELSE phone END,"
+        " language = COALESCE($4, language), time_zone = COALESCE($5, time_zone),"
+        " country = COALESCE($6, country), updated_at = now() WHERE account_id = $1",
+        account_id,
+        contact is not None,
+        contact.phone if contact else None,
+        contact.language if contact else None,
+        contact.time_zone if contact else None,
+        country,
+    )
+
+
 async def merge_flags(conn: asyncpg.Connection, account_id: str, changed: Mapping[str, bool]) -> None:
     """Take over only the flags that changed (core banking's flags; holds are our own tables)."""
     await conn.execute(
@@ -408,6 +428,8 @@ class NewSmsJob:
     trigger_traceparent: str | None = None
     trigger_correlation_id: str | None = None
     recipient: str = "debtor"
+    # The params hold a secret (a one-time code): cleared once the job is closed (0005 migration).
+    secret_params: bool = False
 
 
 async def insert_sms_job(conn: asyncpg.Connection, job: NewSmsJob) -> uuid.UUID | None:
@@ -415,8 +437,8 @@ async def insert_sms_job(conn: asyncpg.Connection, job: NewSmsJob) -> uuid.UUID 
     job_id: uuid.UUID | None = await conn.fetchval(
         "INSERT INTO sms_jobs (job_id, trigger_event_id, action, account_id, template_id, params, status,"
         " due_at, purpose, not_after, promise_id, closed_reason, basis_event_id, trigger_traceparent,"
-        " trigger_correlation_id, recipient)"
-        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)"
+        " trigger_correlation_id, recipient, secret_params)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)"
         " ON CONFLICT (trigger_event_id, action) DO NOTHING RETURNING job_id",
         uuid.uuid4(),
         job.trigger_event_id,
@@ -434,6 +456,7 @@ async def insert_sms_job(conn: asyncpg.Connection, job: NewSmsJob) -> uuid.UUID 
         job.trigger_traceparent,
         job.trigger_correlation_id,
         job.recipient,
+        job.secret_params,
     )
     return job_id
 

@@ -63,6 +63,7 @@ def test_templates_are_reviewed_text(template_id: str) -> None:
 def test_every_template_the_rules_send_exists() -> None:
     rules = load_rules()
     used = {"promise_confirmation", "promise_reminder", "care_referral", "care_info", "dispute_ack"}
+    used |= {"cash_confirmation"}
     used |= {rule.message for rule in rules.outcomes.values() if rule.message}
     assert used <= set(TEMPLATES)
     assert rules.hardship.notify_by_sms
