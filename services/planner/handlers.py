@@ -81,6 +81,11 @@ async def on_delinquency_updated(conn: asyncpg.Connection, event: Envelope) -> N
         conn, e.account_id, outstanding=e.outstanding, overdue_amount=e.overdue_amount, dpd=e.dpd,
         dpd_bucket=e.dpd_bucket, priority_score=e.priority_score, as_of=e.as_of,
     )  # fmt: skip
+    if e.contact is not None or e.address is not None:
+        await repository.update_whereabouts(conn, e.account_id, e.contact, e.address)
+    if e.address is not None:
+        # A visit planned for the old address would knock on the wrong door: re-plan it.
+        await cancel_visit(conn, event, e.account_id, "address changed")
     await decide(conn, event, e.account_id)
 
 

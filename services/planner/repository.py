@@ -68,6 +68,25 @@ async def upsert_case(conn: asyncpg.Connection, e: p.DelinquencyOpened) -> None:
     )
 
 
+async def update_whereabouts(
+    conn: asyncpg.Connection, account_id: str, contact: p.ContactDetails | None, address: p.Address | None
+) -> None:
+    """Core banking's new contact data and/or address (each null when unchanged)."""
+    location = address.location if address else None
+    await conn.execute(
+        "UPDATE cases SET contact = COALESCE($2, contact), address = COALESCE($3, address),"
+        " lat = CASE WHEN $3::jsonb IS NULL THEN lat ELSE $4 END,"
+        " lon = CASE WHEN $3::jsonb IS NULL THEN lon ELSE $5 END,"
+        " region = COALESCE($6, region), updated_at = now() WHERE account_id = $1",
+        account_id,
+        json.loads(contact.model_dump_json()) if contact else None,
+        json.loads(address.model_dump_json()) if address else None,
+        location.lat if location else None,
+        location.lon if location else None,
+        region_of(address) if address else None,
+    )
+
+
 def region_of(address: p.Address) -> str:
     """Cases and agents meet in a region: the address's region, else its city."""
     return (address.region or address.city).strip().lower()

@@ -248,3 +248,55 @@ async def test_concurrent_planning_runs_never_double_book(pool) -> None:
     assert len({v["account_id"] for v in visits}) == len(visits)
     assert sum(o.assigned for o in outcomes) == len(visits)
     assert checked(visits, agents_by_id, cases) == []
+
+
+def updated(account: str, **changes) -> Envelope:
+    data = p.DelinquencyUpdated(account_id=account, as_of=AS_OF, outstanding=Decimal(9000),
+                                overdue_amount=Decimal(3000), dpd=76, dpd_bucket="61-90", priority_score=5.0,
+                                **changes)  # fmt: skip
+    return Envelope(data=data, source="/test")
+
+
+async def assignments(pool) -> list[dict]:
+    async with pool.acquire() as conn:
+        values = await conn.fetch("SELECT value FROM outbox WHERE topic = $1 ORDER BY id", topics.ASSIGNMENTS)
+    return [json.loads(r["value"]) for r in values if json.loads(r["value"])["type"] == "visit.assigned"]
+
+
+async def test_a_new_address_cancels_the_planned_visit_and_the_next_goes_there(pool) -> None:
+    await seed(pool, [agent("AG-1")], [opened("M1", random.Random(7))])
+    await plan(pool)
+    [first] = await assignments(pool)
+    moved = p.Address(line1="9 New Rd", city="Shenzhen", country="CN",
+                      location=p.GeoPoint(lat=CENTRE[0] + 0.01, lon=CENTRE[1] - 0.02))  # fmt: skip
+    contact = p.ContactDetails(
+        name="Test", phone="+8613900000009", language="zh-CN", time_zone="Asia/Shanghai"
+    )
+    async with pool.acquire() as conn, conn.transaction():
+        await handlers.on_delinquency_updated(conn, updated("M1", address=moved, contact=contact))
+    visits, _, cases, outbox = await state(pool)
+    assert visits == [] and outbox.count("visit.cancelled") == 1, "no agent sent to the old door"
+    case = cases["M1"]
+    assert (case["address"]["line1"], case["lat"], case["lon"]) == (
+        "9 New Rd",
+        moved.location.lat,
+        moved.location.lon,
+    )
+    assert case["contact"]["phone"] == "+8613900000009" and case["dpd"] == 76
+
+    await plan(pool)
+    [_, again] = await assignments(pool)
+    assert first["address"]["line1"] == "1 Rd" and again["address"]["line1"] == "9 New Rd"
+
+
+async def test_an_update_without_whereabouts_keeps_the_visit_and_the_address(pool) -> None:
+    await seed(pool, [agent("AG-1")], [opened("K1", random.Random(8))])
+    await plan(pool)
+    _, _, before, _ = await state(pool)
+    async with pool.acquire() as conn, conn.transaction():
+        await handlers.on_delinquency_updated(conn, updated("K1"))
+    visits, _, cases, outbox = await state(pool)
+    assert len(visits) == 1 and "visit.cancelled" not in outbox
+    assert (cases["K1"]["address"], cases["K1"]["contact"], cases["K1"]["lat"]) == (
+        before["K1"]["address"], before["K1"]["contact"], before["K1"]["lat"])  # fmt: skip
+    assert cases["K1"]["dpd"] == 76
