@@ -13,13 +13,12 @@ written, so every answer, error and OpenAPI operation stays the route's own.
 from __future__ import annotations
 
 import re
-from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl
 from uuid import UUID
 
 from fastapi import FastAPI
-from fastapi.routing import APIRoute
 from pydantic import ValidationError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -32,6 +31,18 @@ from shared.runtime import runtime_of
 
 _ROUTE_PREFIX = "/v1/me/route/"
 _VISITS_PREFIX, _OUTCOMES_SUFFIX = "/v1/me/visits/", "/outcomes"
+
+
+@dataclass(frozen=True)
+class _RouteName:
+    """What the metrics' route label and the span name read from scope["route"] (the routes'
+    own objects sit inside FastAPI's included routers)."""
+
+    path: str
+
+
+_ROUTE_NAME = _RouteName(api.agent_router.prefix + "/route/{day}")
+_OUTCOME_NAME = _RouteName(api.agent_router.prefix + "/visits/{visit_id}/outcomes")
 _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 _KEY = re.compile(IDEMPOTENCY_KEY_PATTERN)
 
@@ -42,7 +53,6 @@ class FastPaths:
     def __init__(self, app: ASGIApp, visits_app: FastAPI) -> None:
         self.app = app
         self.visits_app = visits_app
-        self._routes: dict[Any, APIRoute] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
@@ -80,7 +90,7 @@ class FastPaths:
         except Exception:  # e.g. an unknown zone: the route answers it as it does
             self._limiter.give_back(agent.subject)
             return False
-        scope["route"] = self._route_of(api.my_route)
+        scope["route"] = _ROUTE_NAME
         await response(scope, receive, send)
         return True
 
@@ -116,7 +126,7 @@ class FastPaths:
                 self._limiter.give_back(agent.subject)
         if written is None:
             return False, receive
-        scope["route"] = self._route_of(api.post_outcome)
+        scope["route"] = _OUTCOME_NAME
         await written.response()(scope, receive, send)
         return True, receive
 
@@ -149,14 +159,6 @@ class FastPaths:
 
     def _take(self, agent: Principal) -> bool:
         return self._limiter.take(agent.subject) == 0.0
-
-    def _route_of(self, endpoint: Callable[..., Awaitable[Any]]) -> APIRoute | None:
-        """The FastAPI route of an endpoint (for the metrics' route label and the span name)."""
-        if endpoint not in self._routes:
-            for route in self.visits_app.routes:
-                if isinstance(route, APIRoute) and route.endpoint is endpoint:
-                    self._routes[endpoint] = route
-        return self._routes.get(endpoint)
 
 
 def _headers(scope: Scope) -> dict[bytes, bytes] | None:

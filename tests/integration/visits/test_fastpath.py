@@ -81,3 +81,17 @@ async def test_a_request_handed_back_costs_one_rate_token(visits, agent_id) -> N
         assert limited.status_code == 429 and "retry-after" in limited.headers
     finally:
         visits.app.state.rate_limiter = limiter
+
+
+async def test_the_short_way_keeps_the_route_label_of_metrics_and_spans(visits, agent_id, taken) -> None:
+    visit = await visits.assign(agent_id)
+    headers = visits.agent(agent_id)
+    await visits.client.get("/v1/me/route/today", headers=headers)  # caches the token
+    await visits.client.get("/v1/me/route/today", headers=headers)
+    url = f"/v1/me/visits/{visit.visit_id}/outcomes"
+    created = await visits.client.post(url, json=promise_body(), headers=headers)
+    assert created.status_code == 201 and taken == ["route", "outcome"]
+    metrics = (await visits.client.get("/metrics")).text
+    assert 'route="/v1/me/visits/{visit_id}/outcomes",status="201"' in metrics
+    assert 'method="GET",route="/v1/me/route/{day}",status="200"' in metrics
+    assert 'route="<unmatched>"' not in metrics
