@@ -13,7 +13,7 @@ import subprocess
 import tempfile
 import time
 import uuid
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 from pathlib import Path
 
 import httpx
@@ -28,7 +28,8 @@ from shared.events import Envelope, decode, topics
 from shared.events import payloads as p
 from shared.events.topics import ALL_TOPICS
 from shared.kafka import ensure_topics
-from tests.conftest import eventually, read_topic
+from tests.conftest import read_topic
+from tests.e2e.field_app import my_visits, promise_outcome
 
 pytestmark = pytest.mark.e2e
 
@@ -242,22 +243,9 @@ async def flow(stack):
         await _put_agent(http, stack, agent_id)
         await _send_batch(http, stack, rows, f"ops-e2e-{run}")
 
-        async def my_visits():
-            r = await http.get(f"{stack.url('visits')}/v1/me/visits", headers=agent)
-            return r.json() if r.status_code == 200 and len(r.json()) == 2 else None
-
-        visits = await eventually(my_visits, timeout_s=90)
+        visits = await my_visits(http, stack.url("visits"), agent, count=2, timeout_s=90)
         visit = next(v for v in visits if v["account_id"] == rows[0]["account_id"])
-        outcome = {
-            "outcome_id": str(uuid.uuid4()),
-            "recorded_at": datetime.now(UTC).isoformat(),  # promise dates below are relative to today
-            "outcome": {
-                "kind": "promise_to_pay",
-                "amount": "300.00",
-                "promised_date": (date.today() + timedelta(days=5)).isoformat(),
-            },
-            "recording_ref": "rec-ops-e2e",
-        }
+        outcome = promise_outcome("rec-ops-e2e")
         url = f"{stack.url('visits')}/v1/me/visits/{visit['visit_id']}/outcomes"
         assert (await http.post(url, json=outcome, headers=agent)).status_code == 201
     return {"run": run, "agent_id": agent_id, "rows": rows, "account": rows[0]["account_id"]}

@@ -5,7 +5,7 @@ one SMS through the sandbox gateway → sms.sent."""
 import asyncio
 import signal
 import uuid
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 
 import httpx
 import pytest
@@ -14,6 +14,7 @@ from deploy import devstack
 from deploy.demo import snapshots
 from shared.events import decode, topics
 from tests.conftest import eventually, read_topic
+from tests.e2e.field_app import my_visits, promise_outcome
 
 pytestmark = pytest.mark.e2e
 
@@ -60,24 +61,10 @@ async def test_batch_to_sms_through_every_service(stack, kafka_bootstrap) -> Non
         assert batch.status_code == 200, batch.text
         assert batch.json()["events_published"] == 2
 
-        async def my_visits():
-            r = await http.get(f"{stack.url('visits')}/v1/me/visits", headers=agent)
-            return r.json() if r.status_code == 200 and len(r.json()) == 2 else None
-
-        visits = await eventually(my_visits, timeout_s=60)
+        visits = await my_visits(http, stack.url("visits"), agent, count=2, timeout_s=60)
         assert {v["account_id"] for v in visits} == set(accounts)
         visit = next(v for v in visits if v["account_id"] == accounts[0])
-
-        outcome = {
-            "outcome_id": str(uuid.uuid4()),
-            "recorded_at": datetime.now(UTC).isoformat(),  # promise dates below are relative to today
-            "outcome": {
-                "kind": "promise_to_pay",
-                "amount": "300.00",
-                "promised_date": (date.today() + timedelta(days=5)).isoformat(),
-            },
-            "recording_ref": "rec-e2e",
-        }
+        outcome = promise_outcome("rec-e2e")
         url = f"{stack.url('visits')}/v1/me/visits/{visit['visit_id']}/outcomes"
         assert (await http.post(url, json=outcome, headers=agent)).status_code == 201
         assert (await http.post(url, json=outcome, headers=agent)).status_code == 200, "offline replay"
