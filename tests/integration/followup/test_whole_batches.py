@@ -7,6 +7,7 @@ import contextlib
 
 import pytest
 from aiokafka import AIOKafkaProducer
+from aiokafka.partitioner import murmur2
 
 from shared.consumer import ConsumerRunner, PermanentError
 from shared.events import Envelope
@@ -153,3 +154,82 @@ async def test_a_batch_scope_wraps_the_batch_and_is_dropped_with_it_when_an_even
         ]
     assert effects == [("a", "staged"), ("b", "staged"), ("c", "alone"), ("d", "alone")]
     assert scopes[0] == ["a", "b"] and ["c", "poison", "d"] in scopes
+
+
+async def test_a_poll_of_several_partitions_is_one_transaction_and_a_poison_falls_back_per_partition(
+    schema_pool, kafka_bootstrap, uid
+) -> None:
+    """Whole batches of one topic: the partitions of one poll are applied in one transaction
+    (one WAL flush, one offset commit); a poison event sends that poll down the per-partition
+    path, which dead-letters only the poison and applies the rest once."""
+    topic, group = f"test.poll.{uid}", f"test-poll-{uid}"
+    await ensure_topics(kafka_bootstrap, [topic, dead_letter_topic(group)], 3)
+    async with schema_pool.pool.acquire() as conn:
+        await conn.execute("CREATE TABLE effects (reason text, partition_key text, xid xid8, seq serial)")
+
+    async def record(conn, event: Envelope) -> None:
+        if event.data.reason == "poison":
+            raise PermanentError("reason: poison is not applicable")
+        await conn.execute(
+            "INSERT INTO effects (reason, partition_key, xid) VALUES ($1, $2, pg_current_xact_id())",
+            event.data.reason,
+            event.data.account_id,
+        )
+
+    def on(account: str, reason: str) -> Envelope:
+        return Envelope(data=p.RevisitRequested(account_id=account, reason=reason), source="/test")
+
+    accounts = [f"ACC-P{i}" for i in range(12)]  # keys spread over the three partitions
+
+    async def run(events: list[Envelope]) -> ConsumerRunner:
+        producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all", linger_ms=50)
+        await producer.start()
+        try:
+            futures = [await producer.send(topic, e.value(), key=e.key, headers=e.headers()) for e in events]
+            await asyncio.gather(*futures)
+        finally:
+            await producer.stop()
+        runner = ConsumerRunner(
+            group_id=group,
+            topics=[topic],
+            handlers={"revisit.requested": record},
+            pool=schema_pool.pool,
+            bootstrap_servers=kafka_bootstrap,
+            whole_batches=True,
+        )
+        await runner.start()
+        task = asyncio.create_task(runner.run())
+        try:
+            goal = len(events)
+
+            async def done() -> bool:
+                return runner.stats.processed + runner.stats.dead_lettered >= goal
+
+            await eventually(done)
+        finally:
+            runner.stop()
+            await task
+        return runner
+
+    clean = [on(a, "clean") for a in accounts]
+    await run(clean)
+    async with schema_pool.pool.acquire() as conn:
+        rows = await conn.fetch("SELECT partition_key, xid FROM effects WHERE reason = 'clean'")
+    assert len(rows) == len(accounts)
+    partitions_of = {
+        xid: {record_partition(r["partition_key"], 3) for r in rows if r["xid"] == xid}
+        for xid in {r["xid"] for r in rows}
+    }
+    assert max(len(parts) for parts in partitions_of.values()) > 1, partitions_of
+
+    mixed = [on(a, "poison" if i == 5 else "after") for i, a in enumerate(accounts)]
+    runner = await run(mixed)
+    async with schema_pool.pool.acquire() as conn:
+        after = await conn.fetchval("SELECT count(*) FROM effects WHERE reason = 'after'")
+        dead = await conn.fetchval("SELECT count(*) FROM outbox WHERE topic = $1", dead_letter_topic(group))
+    assert after == len(accounts) - 1 and dead == 1
+    assert (runner.stats.processed, runner.stats.dead_lettered) == (len(accounts) - 1, 1)
+
+
+def record_partition(key: str, partitions: int) -> int:
+    return (murmur2(key.encode()) & 0x7FFFFFFF) % partitions
