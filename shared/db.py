@@ -31,9 +31,17 @@ async def _keep_session(_: asyncpg.Connection) -> None:
 
 
 async def create_pool(
-    dsn: str, schema: str, min_size: int = 2, max_size: int = 10, reset_sessions: bool = True
+    dsn: str,
+    schema: str,
+    min_size: int = 2,
+    max_size: int = 10,
+    reset_sessions: bool = True,
+    plan_cache_mode: str = "auto",
 ) -> Any:
     """A pool whose connections see the service's own schema first.
+
+    `plan_cache_mode="force_custom_plan"` plans every execution of a prepared statement with its
+    arguments: a generic plan made while tables were small keeps its sequential scans as they grow.
 
     `reset_sessions=False` spares the reset query asyncpg runs at every release (one round trip
     per checkout, as much as the query of a hot read): for services whose requests leave no
@@ -45,7 +53,11 @@ async def create_pool(
         max_size=max_size,
         init=_init_connection,
         reset=None if reset_sessions else _keep_session,
-        server_settings={"search_path": f"{schema},public", "application_name": schema},
+        server_settings={
+            "search_path": f"{schema},public",
+            "application_name": schema,
+            "plan_cache_mode": plan_cache_mode,
+        },
     )
 
 

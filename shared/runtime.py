@@ -61,7 +61,12 @@ async def service_runtime(
     reset_sessions: bool = True,
 ) -> AsyncIterator[Runtime]:
     pool = await create_pool(
-        settings.database_url, schema, settings.db_pool_min, settings.db_pool_max, reset_sessions
+        settings.database_url,
+        schema,
+        settings.db_pool_min,
+        settings.db_pool_max,
+        reset_sessions,
+        settings.db_plan_cache_mode,
     )
     try:
         async with pool.acquire() as conn:

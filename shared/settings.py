@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -19,6 +20,10 @@ class ServiceSettings(BaseSettings):
     )
     db_pool_min: int = 2
     db_pool_max: int = 10
+    db_plan_cache_mode: Literal["auto", "force_custom_plan", "force_generic_plan"] = Field(
+        default="auto",
+        description="PostgreSQL plan_cache_mode of the service's connections (see FollowupSettings).",
+    )
     kafka_bootstrap_servers: str = "127.0.0.1:9092"
     kafka_enable_idempotence: bool = Field(
         default=True,
