@@ -2,28 +2,31 @@
 
 Run: make bench-followup   (or .venv/bin/python tests/benchmarks/bench_followup.py)
 Environment: RATE (events/s, default 1000), DURATION (s, default 60), DRAIN_S (s to wait for
-the SMS to go out, default 600), KAFKA_PARTITIONS (default 6), and any follow-up setting.
-Tuned here unless set in the environment (BENCH_TUNING below; the services' defaults are
-unchanged): CONSUMER_FETCH_MAX_WAIT_MS=10 — the development broker holds a fetch for the
-whole max wait instead of answering when data arrives (Apache Kafka answers at once), which
-alone puts ~130 ms on every event at aiokafka's default of 500 ms; OUTCOME_CONSUMERS=6 (the
-partitions) — a member of the outcomes group per partition in the one follow-up process, so
-partition batches are applied side by side; LOG_SPANS=false — no log line per consumed event (spans are still made).
-CONSUMER_POLL_TIMEOUT_MS / CONSUMER_BATCH_SIZE keep their defaults (200 ms, 500). The bare
-loop uses the same fetch wait, poll timeout and batch size.
+the SMS to go out, default 600), KAFKA_PARTITIONS (default 2), FOLLOWUP_REPLICAS (follow-up
+processes, default 2: a replica per partition, as a deployment scales), and any follow-up setting. Tuned here unless set in the environment
+(BENCH_TUNING below; the services' defaults are unchanged): CONSUMER_FETCH_MAX_WAIT_MS=10 — the
+development broker holds a fetch for the whole max wait instead of answering when data arrives
+(Apache Kafka answers at once), which alone puts ~130 ms on every event at aiokafka's default of
+500 ms; LOG_SPANS=false — no log line per consumed event (spans are still made).
+CONSUMER_POLL_TIMEOUT_MS / CONSUMER_BATCH_SIZE keep their defaults (200 ms, 500). Two partitions:
+the development broker's delivery time grows with the partitions a fetch covers (a bare
+produce-to-consume probe at 1,000/s here: p99 22 ms with one partition, ~52 with two or three,
+50-120 ms with six), and one Python process per partition spreads follow-up over both cores.
 
 What runs, all on loopback on this machine: a fresh database and a development broker; the
-SMS sandbox; follow-up as its own process (`python -m services.followup`, consumers on,
-sender off); and, in the same run over the same events, a bare aiokafka consumer that
-inserts each event's id into a table in one transaction per partition batch (this file,
-`--bare`), so the figures show what follow-up's work costs over plain consume-and-insert.
+SMS sandbox; follow-up as its own process(es) (`python -m services.followup`, consumers on,
+sender off); then, over the same records at the same rate on a topic of its own, a bare
+aiokafka consumer that inserts each event's id into a table, one transaction and one offset
+commit per poll like follow-up's runner (this file, `--bare`), so the figures show what
+follow-up's work costs over plain consume-and-insert. The two run one after the other, so
+neither takes CPU from the other's measurement.
 
 1. Warm-up: one delinquency.opened per account (follow-up learns each customer's phone and
    zone; every account has its own phone), then a few hundred outcomes, unmeasured.
-2. Measured: promise-to-pay outcomes published at RATE for DURATION. An observer wakes on
-   the job table's NOTIFY (fired at commit, and at least every 20 ms) and looks each
-   outstanding event's job up by id, so "created" means committed and visible to others; the
-   same for the bare table. Latency = observed - published, per event. The customers live
+2. Measured: promise-to-pay outcomes published at RATE for DURATION (linger 5 ms, as a relay
+   would batch them). A row trigger this bench adds to the job table sends each job's trigger
+   id with NOTIFY, which PostgreSQL delivers at commit, so "created" means committed and
+   visible to others; the same for the bare table. Latency = notified - published, per event. The customers live
    where it is daytime now, so the compliance policy allows the SMS now (the job of a refused
    contact would be created all the same, deferred).
 3. Sending, not timed: two SMS sender processes (follow-up with SMS_SENDER_ENABLED only) send
@@ -49,7 +52,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -72,15 +75,16 @@ from shared.kafka import ensure_topics  # noqa: E402
 RATE = int(os.environ.get("RATE", "1000"))
 DURATION = float(os.environ.get("DURATION", "60"))
 DRAIN_S = float(os.environ.get("DRAIN_S", "600"))
-PARTITIONS = int(os.environ.get("KAFKA_PARTITIONS", "6"))
+PARTITIONS = int(os.environ.get("KAFKA_PARTITIONS", "2"))
+REPLICAS = int(os.environ.get("FOLLOWUP_REPLICAS", "2"))
 WARMUP_OUTCOMES = 300
 # LOG_SPANS=false: one JSON log line per consumed event costs follow-up more than its own
 # handler does (LOG_LEVEL=WARNING does not silence the span logger); the bare loop logs nothing.
-# OUTCOME_CONSUMERS = partitions: a member per partition, so partition batches are applied side by
-# side rather than one after another (30 s runs: p99 854 ms with one member, 299 ms with six).
+# OUTCOME_CONSUMERS=1: the runner applies all partitions of a poll in one transaction, so more
+# members in one process add fetch loops (broker and client CPU), not parallelism.
 BENCH_TUNING = {
     "CONSUMER_FETCH_MAX_WAIT_MS": "10",
-    "OUTCOME_CONSUMERS": str(PARTITIONS),
+    "OUTCOME_CONSUMERS": "1",
     "LOG_SPANS": "false",
 }
 BARE_GROUP = "bench.bare"
@@ -188,49 +192,45 @@ async def wait_until(probe: Callable[[], Any], timeout_s: float, interval_s: flo
 class Observer:
     """Stamps when each published event's effect became visible to others.
 
-    Wakes on the table's NOTIFY (sent at commit), at least every 20 ms, and looks up the
-    events still outstanding by their ids (a unique index): concurrent writers commit out of
-    order, so nothing short of asking about each event is exact.
+    A row trigger on the observed table (installed by this bench, not by the service) sends the
+    event id with NOTIFY; PostgreSQL delivers a notification when its transaction commits, so
+    the stamp is the moment the effect is committed and visible. Cheap whatever the backlog:
+    nothing is polled.
     """
 
-    def __init__(self, pool: Any, channel: str, query: str) -> None:
+    def __init__(self, pool: Any, channel: str) -> None:
         self._pool = pool
         self._channel = channel
-        self._query = query
-        self._wake = asyncio.Event()
         self.outstanding: set[uuid.UUID] = set()
         self.seen: dict[uuid.UUID, float] = {}
 
     async def run(self, stopping: asyncio.Event) -> None:
-        async with self._pool.acquire() as listener, self._pool.acquire() as conn:
+        async with self._pool.acquire() as listener:
             await listener.add_listener(self._channel, self._on_notify)
             try:
-                while not stopping.is_set():
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._wake.wait(), 0.02)
-                    self._wake.clear()
-                    await self.poll(conn)
+                await stopping.wait()
             finally:
                 await listener.remove_listener(self._channel, self._on_notify)
 
-    def _on_notify(self, *_: object) -> None:
-        self._wake.set()
-
-    async def poll(self, conn: Any) -> None:
-        if not self.outstanding:
-            return
-        rows = await conn.fetch(self._query, list(self.outstanding))
+    def _on_notify(self, _conn: object, _pid: int, _channel: str, payload: str) -> None:
         now = time.time()
-        for row in rows:
-            self.seen[row[0]] = now
-            self.outstanding.discard(row[0])
+        event_id = uuid.UUID(payload)
+        if event_id in self.outstanding:
+            self.outstanding.discard(event_id)
+            self.seen[event_id] = now
 
 
-JOBS_OF = (
-    "SELECT trigger_event_id FROM followup.sms_jobs"
-    " WHERE trigger_event_id = ANY($1::uuid[]) AND action = 'sms.promise_confirmation'"
-)
-BARE_OF = "SELECT event_id FROM bench.bare WHERE event_id = ANY($1::uuid[])"
+JOBS_CHANNEL, BARE_CHANNEL = "bench_job_seen", "bench_bare_seen"
+# Installed once follow-up has migrated its schema: one NOTIFY per confirmation job, at commit.
+OBSERVE_JOBS = f"""
+CREATE SCHEMA IF NOT EXISTS bench;
+CREATE OR REPLACE FUNCTION bench.job_seen() RETURNS trigger LANGUAGE plpgsql AS
+$$ BEGIN PERFORM pg_notify('{JOBS_CHANNEL}', NEW.trigger_event_id::text); RETURN NULL; END $$;
+DROP TRIGGER IF EXISTS bench_job_seen ON followup.sms_jobs;
+CREATE TRIGGER bench_job_seen AFTER INSERT ON followup.sms_jobs FOR EACH ROW
+WHEN (NEW.action = 'sms.promise_confirmation') EXECUTE FUNCTION bench.job_seen();
+"""
+BARE_TOPIC = "bench.bare-outcomes"
 
 
 # --- the bare consume-and-insert loop (a subprocess of its own) -----------------------------
@@ -242,14 +242,14 @@ async def bare_loop(bootstrap: str, dsn: str, poll_ms: int, batch_size: int, fet
         await conn.execute(
             "CREATE SCHEMA IF NOT EXISTS bench;"
             " CREATE TABLE IF NOT EXISTS bench.bare (seq bigserial, event_id uuid PRIMARY KEY, account_id text);"
-            " CREATE OR REPLACE FUNCTION bench.bare_notify() RETURNS trigger LANGUAGE plpgsql AS"
-            " $$ BEGIN PERFORM pg_notify('bench_bare', ''); RETURN NULL; END $$;"
-            " DROP TRIGGER IF EXISTS bare_notify ON bench.bare;"
-            " CREATE TRIGGER bare_notify AFTER INSERT ON bench.bare FOR EACH STATEMENT"
-            " EXECUTE FUNCTION bench.bare_notify();"
+            " CREATE OR REPLACE FUNCTION bench.bare_seen() RETURNS trigger LANGUAGE plpgsql AS"
+            f" $$ BEGIN PERFORM pg_notify('{BARE_CHANNEL}', NEW.event_id::text); RETURN NULL; END $$;"
+            " DROP TRIGGER IF EXISTS bare_seen ON bench.bare;"
+            " CREATE TRIGGER bare_seen AFTER INSERT ON bench.bare FOR EACH ROW"
+            " EXECUTE FUNCTION bench.bare_seen();"
         )
     consumer = AIOKafkaConsumer(
-        topics.VISIT_OUTCOMES,
+        BARE_TOPIC,
         bootstrap_servers=bootstrap,
         group_id=BARE_GROUP,
         enable_auto_commit=False,
@@ -260,18 +260,21 @@ async def bare_loop(bootstrap: str, dsn: str, poll_ms: int, batch_size: int, fet
     await consumer.start()
     stopping = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stopping.set)
+    while not consumer.assignment():  # joined: the measured events will not wait for a rebalance
+        await consumer.getmany(timeout_ms=poll_ms)
     print("READY", flush=True)
     try:
         while not stopping.is_set():
             batch = await consumer.getmany(timeout_ms=poll_ms, max_records=batch_size)
-            for tp, records in batch.items():
-                rows = [(_ce_id(r.headers), r.key.decode()) for r in records]
-                async with pool.acquire() as conn, conn.transaction():
-                    await conn.executemany(
-                        "INSERT INTO bench.bare (event_id, account_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-                        rows,
-                    )
-                await consumer.commit({tp: records[-1].offset + 1})
+            if not batch:
+                continue
+            rows = [(_ce_id(r.headers), r.key.decode()) for records in batch.values() for r in records]
+            async with pool.acquire() as conn, conn.transaction():
+                await conn.executemany(
+                    "INSERT INTO bench.bare (event_id, account_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+                    rows,
+                )
+            await consumer.commit({tp: records[-1].offset + 1 for tp, records in batch.items()})
     finally:
         await consumer.stop()
         await pool.close()
@@ -331,9 +334,10 @@ async def run(admin: str) -> dict[str, Any]:
         devstack.start_dev_broker(log_dir=work) if not os.environ.get("KAFKA_BOOTSTRAP_SERVERS") else None
     )
     bootstrap = broker.bootstrap if broker else os.environ["KAFKA_BOOTSTRAP_SERVERS"]
-    await ensure_topics(bootstrap, topics.ALL_TOPICS, PARTITIONS)
+    await ensure_topics(bootstrap, [*topics.ALL_TOPICS, BARE_TOPIC], PARTITIONS)
     _, public_key = generate_keypair(work / "keys")
-    sandbox_port, followup_port = devstack.free_port(), devstack.free_port()
+    sandbox_port = devstack.free_port()
+    followup_ports = [devstack.free_port() for _ in range(REPLICAS)]
     env = {
         **BENCH_TUNING,
         **os.environ,
@@ -355,25 +359,42 @@ async def run(admin: str) -> dict[str, Any]:
     pool = None
     try:
         stack.start("sms_sandbox", ["-m", "services.followup.sms_sandbox"], HTTP_PORT=str(sandbox_port))
-        stack.start(
-            "followup", ["-m", "services.followup"], HTTP_PORT=str(followup_port), SMS_SENDER_ENABLED="false"
-        )
-        bare = stack.start(
-            "bare",
-            [__file__, "--bare", bootstrap, database_url, str(poll_ms), str(batch_size), str(fetch_wait_ms)],
-        )
+        for index, port in enumerate(followup_ports, 1):
+            stack.start(
+                f"followup-{index}",
+                ["-m", "services.followup"],
+                HTTP_PORT=str(port),
+                SMS_SENDER_ENABLED="false",
+            )
         await wait_http(f"http://127.0.0.1:{sandbox_port}/healthz")
-        await wait_http(f"http://127.0.0.1:{followup_port}/readyz")
-        await wait_until(lambda: _bare_ready(stack.log_dir, bare), 60, 0.2)
+        for port in followup_ports:
+            await wait_http(f"http://127.0.0.1:{port}/readyz")
         pool = await asyncpg.create_pool(database_url, min_size=2, max_size=6)
-        figures = await measure(pool, bootstrap, rng, n_events, zone)
+        await pool.execute(OBSERVE_JOBS)
+
+        async def start_bare() -> None:
+            bare = stack.start(
+                "bare",
+                [
+                    __file__,
+                    "--bare",
+                    bootstrap,
+                    database_url,
+                    str(poll_ms),
+                    str(batch_size),
+                    str(fetch_wait_ms),
+                ],
+            )
+            await wait_until(lambda: _bare_ready(stack.log_dir, bare), 120, 0.2)
+
+        figures = await measure(pool, bootstrap, rng, n_events, zone, start_bare)
         figures.update(await send_all(stack, pool, figures["accounts"]))
         figures.update(
             zone=zone,
             poll_ms=poll_ms,
             batch_size=batch_size,
             fetch_wait_ms=fetch_wait_ms,
-            members=env["OUTCOME_CONSUMERS"],
+            members=f"{REPLICAS} x {env['OUTCOME_CONSUMERS']}",
             partitions=PARTITIONS,
             load=os.getloadavg(),
         )
@@ -393,11 +414,18 @@ async def _bare_ready(log_dir: Path, bare: subprocess.Popen[bytes]) -> bool:
     return "READY" in (log_dir / "bare.log").read_text(errors="replace")
 
 
-async def measure(pool: Any, bootstrap: str, rng: random.Random, n_events: int, zone: str) -> dict[str, Any]:
+async def measure(
+    pool: Any,
+    bootstrap: str,
+    rng: random.Random,
+    n_events: int,
+    zone: str,
+    start_bare: Callable[[], Awaitable[None]],
+) -> dict[str, Any]:
     n_accounts = n_events + WARMUP_OUTCOMES
     accounts = [(f"BF-{i:07d}", f"+86137{i:08d}") for i in range(n_accounts)]
     producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap, acks="all", linger_ms=1, max_batch_size=256 * 1024
+        bootstrap_servers=bootstrap, acks="all", linger_ms=5, max_batch_size=256 * 1024
     )
     await producer.start()
     try:
@@ -415,7 +443,8 @@ async def measure(pool: Any, bootstrap: str, rng: random.Random, n_events: int, 
         await publish_paced(producer, topics.VISIT_OUTCOMES, warm, min(RATE, 500), {})
         await wait_until(lambda: _jobs_for(pool, [r[0] for r in warm]), 120)
         events = [record(promise_outcome(a, rng)) for a, _ in accounts[WARMUP_OUTCOMES:]]
-        return await measured_run(pool, producer, events) | {"accounts": accounts}
+        figures = await measured_run(pool, producer, events, start_bare)
+        return figures | {"accounts": accounts}
     finally:
         await producer.stop()
 
@@ -429,30 +458,20 @@ async def _jobs_for(pool: Any, trigger_ids: list[uuid.UUID]) -> bool:
     return int(count) == len(trigger_ids)
 
 
-async def measured_run(pool: Any, producer: AIOKafkaProducer, events: list[Record]) -> dict[str, Any]:
-    jobs, bare = Observer(pool, "sms_jobs_followup", JOBS_OF), Observer(pool, "bench_bare", BARE_OF)
-    stopping = asyncio.Event()
-    watchers = [asyncio.create_task(o.run(stopping)) for o in (jobs, bare)]
-    published: dict[uuid.UUID, float] = {}
-    print(f"measuring: {len(events)} promise-to-pay outcomes at {RATE}/s ...", flush=True)
-    elapsed = await publish_paced(producer, topics.VISIT_OUTCOMES, events, RATE, published, (jobs, bare))
-    ids = [e[0] for e in events]
-
-    async def caught_up() -> bool:
-        return not jobs.outstanding and not bare.outstanding
-
-    await wait_until(caught_up, 120, 0.2)
-    stopping.set()
-    await asyncio.gather(*watchers)
-    latency = [(jobs.seen[i] - published[i]) * 1000 for i in ids if i in jobs.seen]
-    bare_latency = [(bare.seen[i] - published[i]) * 1000 for i in ids if i in bare.seen]
-    missing = len(ids) - len(latency)
-    # An event whose job never appeared counts as infinitely late.
-    latency += [math.inf] * missing
-    bare_latency += [math.inf] * (len(ids) - len(bare_latency))
+async def measured_run(
+    pool: Any, producer: AIOKafkaProducer, events: list[Record], start_bare: Callable[[], Awaitable[None]]
+) -> dict[str, Any]:
+    """Follow-up first, then the bare loop over the same records at the same rate (its own topic
+    and group), one after the other so that neither takes CPU from the other's measurement."""
+    print(f"measuring: {len(events)} promise-to-pay outcomes at {RATE}/s through follow-up ...", flush=True)
+    latency, elapsed = await observed(pool, producer, topics.VISIT_OUTCOMES, events, JOBS_CHANNEL)
+    print("  the same records through the bare consume-and-insert loop ...", flush=True)
+    await start_bare()
+    bare_latency, _ = await observed(pool, producer, BARE_TOPIC, events, BARE_CHANNEL)
+    missing = sum(1 for ms in latency if math.isinf(ms))
     return {
-        "events": len(ids),
-        "rate_per_s": len(ids) / elapsed,
+        "events": len(events),
+        "rate_per_s": len(events) / elapsed,
         "p50_ms": percentile(latency, 0.50),
         "p90_ms": percentile(latency, 0.90),
         "p99_ms": percentile(latency, 0.99),
@@ -461,6 +480,29 @@ async def measured_run(pool: Any, producer: AIOKafkaProducer, events: list[Recor
         "bare_p99_ms": percentile(bare_latency, 0.99),
         "jobs_missing": missing,
     }
+
+
+async def observed(
+    pool: Any, producer: AIOKafkaProducer, topic: str, events: list[Record], channel: str
+) -> tuple[list[float], float]:
+    """Publish `events` to `topic` at RATE; per event, ms from publish to its effect (inf: none)."""
+    observer = Observer(pool, channel)
+    stopping = asyncio.Event()
+    watcher = asyncio.create_task(observer.run(stopping))
+    await asyncio.sleep(0.2)  # LISTEN is in place before the first event
+    published: dict[uuid.UUID, float] = {}
+    elapsed = await publish_paced(producer, topic, events, RATE, published, (observer,))
+
+    async def caught_up() -> bool:
+        return not observer.outstanding
+
+    await wait_until(caught_up, 120, 0.2)
+    stopping.set()
+    await watcher
+    latency = [
+        (observer.seen[i] - published[i]) * 1000 if i in observer.seen else math.inf for i, *_ in events
+    ]
+    return latency, elapsed
 
 
 async def send_all(stack: Stack, pool: Any, accounts: list[tuple[str, str]]) -> dict[str, Any]:
