@@ -28,6 +28,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 import asyncpg
+import numpy as np
 from aiokafka import AIOKafkaProducer
 from aiokafka.partitioner import DefaultPartitioner
 
@@ -56,8 +57,8 @@ _CLAIM = (
     "SELECT id, topic, key, CASE WHEN header_keys[1] = 'outbox-bundle' THEN NULL ELSE value END AS value,"
     " header_keys, header_values FROM outbox ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED"
 )
-# (topic, key, value, headers, event type) of one record to publish.
-_Record = tuple[str, bytes | None, bytes, list[tuple[str, bytes]], bytes | None]
+# (topic, key, value, headers, event type, the key's murmur2 if known) of one record to publish.
+_Record = tuple[str, bytes | None, bytes, list[tuple[str, bytes]], bytes | None, int | None]
 
 
 OutboxRow = tuple[str, bytes | None, bytes, list[str], list[bytes]]
@@ -222,10 +223,14 @@ class OutboxRelay:
         """
         builders: dict[tuple[str, int], list[Any]] = {}
         partitions: dict[str, list[int]] = {}
-        for topic, key, value, headers, event_type in records:
+        for topic, key, value, headers, event_type, key_hash in records:
             if topic not in partitions:
                 partitions[topic] = sorted(await self._producer.partitions_for(topic))
-            tp = (topic, _partition(key, partitions[topic]))
+            ids = partitions[topic]
+            if key_hash is None:
+                tp = (topic, _partition(key, ids))
+            else:  # what _partition answers, from the hash computed with the bundle's others
+                tp = (topic, ids[(key_hash & 0x7FFFFFFF) % len(ids)])
             batches = builders.get(tp)
             if batches is None:
                 batches = builders[tp] = [self._producer.create_batch()]
@@ -316,7 +321,7 @@ def _records(rows: Sequence[asyncpg.Record], bundles: dict[int, bytes]) -> Itera
             yield from _unbundle(r["topic"], keys[1:], values[1:], bundles[r["id"]])
         else:
             headers = list(zip(keys, values, strict=True))
-            yield r["topic"], r["key"], r["value"], headers, _event_type(keys, values)
+            yield r["topic"], r["key"], r["value"], headers, _event_type(keys, values), None
 
 
 def _unbundle(topic: str, keys: Sequence[str], values: Sequence[bytes], lines: bytes) -> Iterator[_Record]:
@@ -326,11 +331,56 @@ def _unbundle(topic: str, keys: Sequence[str], values: Sequence[bytes], lines: b
     type_field = next((field for _, k, field in slots if k == "ce_type"), None)
     # The payload is the field after the last one the template uses: it may hold anything.
     splits = max((field for _, _, field in slots), default=0) + 1
-    for line in lines.split(b"\n"):
-        if not line:
-            continue
-        fields = line.split(b"\t", splits)
+    events = [line.split(b"\t", splits) for line in lines.split(b"\n") if line]
+    hashes = murmur2_many([fields[0] for fields in events])
+    for fields, key_hash in zip(events, hashes, strict=True):
         headers = template.copy()
         for i, k, field in slots:
             headers[i] = (k, fields[field])
-        yield topic, fields[0], fields[-1], headers, fields[type_field] if type_field is not None else None
+        yield (
+            topic,
+            fields[0],
+            fields[-1],
+            headers,
+            fields[type_field] if type_field is not None else None,
+            key_hash,
+        )
+
+
+def murmur2_many(keys: Sequence[bytes]) -> list[int]:
+    """`murmur2` of many keys at once (a bundle's), with numpy: keys of one length are hashed
+    as the rows of one array, a fraction of the per-key cost of `murmur2`."""
+    by_length: dict[int, list[int]] = {}
+    for i, key in enumerate(keys):
+        by_length.setdefault(len(key), []).append(i)
+    hashes = [0] * len(keys)
+    m = np.uint32(0x5BD1E995)
+    with np.errstate(over="ignore"):
+        for length, indexes in by_length.items():
+            if len(indexes) < 8:  # numpy's set-up costs more than a few keys
+                for i in indexes:
+                    hashes[i] = murmur2(keys[i])
+                continue
+            data = np.frombuffer(b"".join(keys[i] for i in indexes), dtype=np.uint8).reshape(
+                len(indexes), length
+            )
+            whole = length & ~3
+            h = np.full(len(indexes), 0x9747B28C ^ length, dtype=np.uint32)
+            words = np.ascontiguousarray(data[:, :whole]).view("<u4")
+            for j in range(whole // 4):
+                k = words[:, j] * m
+                k = (k ^ (k >> np.uint32(24))) * m
+                h = (h * m) ^ k
+            rest = length & 3
+            if rest:
+                tail = data[:, whole:].astype(np.uint32)
+                if rest == 3:
+                    h ^= tail[:, 2] << np.uint32(16)
+                if rest >= 2:
+                    h ^= tail[:, 1] << np.uint32(8)
+                h = (h ^ tail[:, 0]) * m
+            h = (h ^ (h >> np.uint32(13))) * m
+            h ^= h >> np.uint32(15)
+            for i, value in zip(indexes, h.tolist(), strict=True):
+                hashes[i] = value
+    return hashes
