@@ -16,6 +16,7 @@ from services.intake.csv_format import (
     Position,
     checked_by_model,
     fast_validator,
+    line_validator,
     read_header,
 )
 from services.intake.segmentation import load_segmentation
@@ -218,9 +219,20 @@ def parse_line(line: str) -> list[str]:
     return next(csv.reader([line]))
 
 
+BY_LINE = line_validator(SEG)
+
+
 def check_tiers_agree(values: dict[str, str]) -> None:
     fields = [values[c] for c in COLUMNS]
     fast = FAST(7, fields)
+    # The line tier, given the row as a file line: the fast tier's staging exactly, or the
+    # cells as the csv reader splits them, or None (the csv reader reads the line).
+    line = csv_text([values]).split("\n", 1)[1]
+    by_line = BY_LINE(7, line)
+    if isinstance(by_line, tuple):
+        assert by_line == fast
+    elif by_line is not None:
+        assert by_line == parse_line(line)
     problems_, model = checked_by_model(7, 8, fields, SEG)
     if fast is None:
         return  # the model decides alone
@@ -309,3 +321,31 @@ def test_valid_rows_take_the_fast_tier_and_agree(
     )
     assert FAST(1, [values[c] for c in COLUMNS]) is not None
     check_tiers_agree(values)
+
+
+def test_plain_lines_take_the_line_tier_and_others_the_csv_reader() -> None:
+    rows = [
+        row("LN-1"),
+        row("LN-2", customer_name='Quoted "name", with comma'),
+        row("LN-3", overdue_amount="9000.00"),  # plain, but overdue above outstanding
+        row("LN-4", principal="0012.50"),  # the fast tier's spelling, not the line tier's
+        row("LN-5", status="", customer_language="", customer_time_zone="", address_country=""),
+        row(
+            "LN-6",
+            days_past_due="",
+            due_date="2026-10-01",
+            last_payment_date="2026-11-20",
+            last_payment_amount="100",
+            flags_vulnerable="true",
+        ),
+    ]
+    lines = csv_text(rows).splitlines(keepends=True)[1:]
+    verdicts = [BY_LINE(i + 1, line) for i, line in enumerate(lines)]
+    assert isinstance(verdicts[0], tuple) and verdicts[1] is None
+    assert verdicts[2] == parse_line(lines[2]) and verdicts[3] is None
+    assert isinstance(verdicts[4], tuple) and isinstance(verdicts[5], tuple)
+    for i in (0, 4, 5):
+        assert verdicts[i] == FAST(i + 1, [rows[i][c] for c in COLUMNS])
+    chunks = read_all((csv_text(rows)).replace("\n", "\r\n").encode())
+    assert [r["account_id"] for r in staged(chunks)] == ["LN-1", "LN-2", "LN-4", "LN-5", "LN-6"]
+    assert [(p.row, p.line, p.column) for p in problems(chunks)] == [(3, 4, "(row)")]

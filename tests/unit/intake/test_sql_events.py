@@ -30,7 +30,7 @@ def test_every_delinquency_type_built_in_sql_is_a_known_payload() -> None:
 def test_a_bundle_line_expands_to_the_envelope_headers_of_its_event() -> None:
     """What the relay makes of a bundle written by the file path: the headers an Envelope has."""
     from services.intake.repository import bundle_template
-    from shared.outbox import BUNDLE, _unbundle
+    from shared.outbox import BUNDLE, _unbundle, murmur2
 
     envelope = Envelope(
         data=p.DelinquencyCured(account_id="LN-1", as_of="2026-11-28", reason="current"),
@@ -45,7 +45,7 @@ def test_a_bundle_line_expands_to_the_envelope_headers_of_its_event() -> None:
         envelope.traceparent.encode(),
         envelope.value(),
     ]
-    [(topic, key, value, headers, event_type)] = list(
+    [(topic, key, value, headers, event_type, key_hash)] = list(
         _unbundle(envelope.topic, keys[1:], values, b"\t".join(fields) + b"\n")
     )
     assert (topic, key, value, event_type) == (
@@ -55,3 +55,4 @@ def test_a_bundle_line_expands_to_the_envelope_headers_of_its_event() -> None:
         b"delinquency.cured",
     )
     assert headers == envelope.headers()
+    assert key_hash == murmur2(b"LN-1")
