@@ -64,7 +64,8 @@ def import_file_command(argv: list[str]) -> int:
 
 
 async def _import(args: argparse.Namespace, settings: IntakeSettings) -> dict[str, Any]:
-    pool = await create_pool(settings.database_url, SCHEMA, 1, 3)
+    # The import's two connections (it applies two chunks at a time), and the relay's two.
+    pool = await create_pool(settings.database_url, SCHEMA, 1, 4)
     try:
         async with pool.acquire() as conn:
             await migrate(conn, SCHEMA, SERVICE_DIR)

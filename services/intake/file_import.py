@@ -5,19 +5,21 @@ and the import's high-water mark (row, line and byte offset). A killed import th
 resumes exactly after the last committed chunk, and a file whose content was imported
 before (same hash and encoding) is not read again.
 
-While PostgreSQL applies one chunk, a worker thread parses the next, so the two cores share
-the work: Python validates, PostgreSQL diffs and writes.
+Two chunks with different accounts are applied at once on two connections (see
+`_commit_chunk`), while a worker thread parses the next, so the two cores share the work:
+Python validates, PostgreSQL diffs and writes.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import hashlib
 import logging
 import sys
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -41,6 +43,9 @@ _HASH_BLOCK = 1024 * 1024
 # PostgreSQL fed (measured: imports about a quarter faster); it is process-wide, and only
 # ever lowered.
 _SWITCH_INTERVAL_S = 0.001
+# How long an import waits for a second connection from the pool before applying one chunk
+# at a time.
+_SECOND_LANE_WAIT_S = 1.0
 
 Progress = Callable[[ImportRecord, Chunk], None]
 
@@ -133,7 +138,7 @@ async def run_import(
             current = await repository.get_import(conn, record.import_id)
             if current is None or current.status == "completed":
                 return ImportOutcome(current or record, replayed=True)
-            await _run_chunks(conn, current, path, seg, chunk_rows, progress, stopping)
+            await _run_chunks(pool, conn, current, path, seg, chunk_rows, progress, stopping)
             final = await repository.get_import(conn, record.import_id)
         finally:
             await repository.unlock_import(conn, record.import_id)
@@ -146,6 +151,7 @@ async def run_import(
 
 
 async def _run_chunks(
+    pool: Any,
     conn: asyncpg.Connection,
     record: ImportRecord,
     path: Path,
@@ -155,59 +161,140 @@ async def _run_chunks(
     stopping: asyncio.Event | None,
 ) -> None:
     sys.setswitchinterval(min(sys.getswitchinterval(), _SWITCH_INTERVAL_S))
-    applier = repository.StagedApply(conn, SOURCE)
-    await applier.prepare()
     resumed = record.high_water_byte > 0
     log.info(
         "import running",
         extra={"import_id": str(record.import_id), "resumed_at_row": record.high_water_row},
     )
-    with path.open("rb") as raw:
-        positions, header_end = read_header(raw, record.encoding)
-        start = (
-            Position(record.high_water_row, record.high_water_line, record.high_water_byte)
-            if resumed
-            else header_end
-        )
-        reader = ChunkReader(raw, record.encoding, positions, start, seg, chunk_rows)
-        parsing = asyncio.ensure_future(asyncio.to_thread(reader.next_chunk))
-        try:
-            while True:
-                chunk = await parsing
+    async with contextlib.AsyncExitStack() as stack:
+        lanes = [repository.StagedApply(conn, SOURCE)]
+        second = await _second_lane(pool, conn, stack)
+        if second is not None:
+            lanes.append(repository.StagedApply(second, SOURCE))
+        for lane in lanes:
+            await lane.prepare()
+        with path.open("rb") as raw:
+            positions, header_end = read_header(raw, record.encoding)
+            start = (
+                Position(record.high_water_row, record.high_water_line, record.high_water_byte)
+                if resumed
+                else header_end
+            )
+            reader = ChunkReader(raw, record.encoding, positions, start, seg, chunk_rows)
+            parsing = asyncio.ensure_future(asyncio.to_thread(reader.next_chunk))
+            in_flight: collections.deque[tuple[asyncio.Task[None], Chunk]] = collections.deque()
+            dispatched = 0
+            try:
+                while True:
+                    chunk = await parsing
+                    # At most one chunk per lane in flight, and never two holding the same account.
+                    while in_flight and (
+                        len(in_flight) >= len(lanes)
+                        or any(not c.accounts.isdisjoint(chunk.accounts) for _, c in in_flight)
+                    ):
+                        await _finished(in_flight.popleft(), record, progress)
+                    staged = asyncio.Event()
 
-                def parse_next(eof: bool = chunk.eof) -> None:
-                    nonlocal parsing
-                    if not eof:
-                        parsing = asyncio.ensure_future(asyncio.to_thread(reader.next_chunk))
+                    def parse_next(eof: bool = chunk.eof, staged: asyncio.Event = staged) -> None:
+                        nonlocal parsing
+                        if not eof:
+                            parsing = asyncio.ensure_future(asyncio.to_thread(reader.next_chunk))
+                        staged.set()
 
-                await _commit_chunk(conn, applier, record, chunk, seg, parse_next)
-                if progress is not None:
-                    progress(record, chunk)
-                if chunk.eof or (stopping is not None and stopping.is_set()):
-                    break
-        finally:
-            # The file closes after the parser thread is done with it, whatever happened.
-            with contextlib.suppress(Exception):
-                await parsing
+                    previous = in_flight[-1][0] if in_flight else None
+                    task = asyncio.create_task(
+                        _commit_chunk(
+                            lanes[dispatched % len(lanes)],
+                            record,
+                            chunk,
+                            seg,
+                            parse_next,
+                            previous,
+                            len(lanes) > 1,
+                        )
+                    )
+                    dispatched += 1
+                    in_flight.append((task, chunk))
+                    if chunk.eof or (stopping is not None and stopping.is_set()):
+                        break
+                    waiting = asyncio.ensure_future(staged.wait())
+                    await asyncio.wait({waiting, task}, return_when=asyncio.FIRST_COMPLETED)
+                    if not staged.is_set():
+                        waiting.cancel()
+                        await task  # it failed before staging: raises
+                while in_flight:
+                    await _finished(in_flight.popleft(), record, progress)
+            finally:
+                # Whatever happened: every transaction ends and the parser thread is done with
+                # the file before it closes and the connections go back.
+                for task, _ in in_flight:
+                    with contextlib.suppress(BaseException):
+                        await task
+                with contextlib.suppress(Exception):
+                    await parsing
     log.info(
         "import stopped" if not chunk.eof else "import completed", extra={"import_id": str(record.import_id)}
     )
 
 
+async def _second_lane(
+    pool: Any, conn: asyncpg.Connection, stack: contextlib.AsyncExitStack
+) -> asyncpg.Connection | None:
+    """A second connection to apply chunks on, when this import may pipeline (else None).
+
+    Two chunks in flight on two connections keep PostgreSQL busy on both cores: one chunk is
+    diffed and written while the next is copied in and diffed too. Only one import at a time
+    pipelines (a session lock); the others, and every batch, apply one chunk at a time.
+    """
+    if not await repository.try_lock_pipeline(conn):
+        return None
+    stack.push_async_callback(_quietly, repository.unlock_pipeline(conn))
+    try:
+        second = await pool.acquire(timeout=_SECOND_LANE_WAIT_S)
+    except TimeoutError:
+        return None  # a busy pool: one lane
+    stack.push_async_callback(pool.release, second)
+    return second
+
+
+async def _quietly(step: Awaitable[None]) -> None:
+    """A clean-up step that must not hide the error that brought us here."""
+    with contextlib.suppress(Exception):
+        await step
+
+
+async def _finished(
+    flight: tuple[asyncio.Task[None], Chunk], record: ImportRecord, progress: Progress | None
+) -> None:
+    task, chunk = flight
+    await task
+    if progress is not None:
+        progress(record, chunk)
+
+
 async def _commit_chunk(
-    conn: asyncpg.Connection,
     applier: repository.StagedApply,
     record: ImportRecord,
     chunk: Chunk,
     seg: Segmentation,
     staged: Callable[[], None],
+    previous: asyncio.Task[None] | None,
+    pipelined: bool,
 ) -> None:
     """Commit one chunk. `staged` is called once its rows are in PostgreSQL: the parser thread
     starts on the next chunk then, while PostgreSQL diffs this one, and not during the COPY,
-    when it would hold the GIL against the event loop feeding PostgreSQL."""
+    when it would hold the GIL against the event loop feeding PostgreSQL.
+
+    A pipelined chunk (`pipelined`: this import holds the pipeline lock) runs beside the one
+    before it (`previous`), whose accounts are others: it takes the apply lock in shared
+    mode (batches and other imports take it exclusively, so they wait for both), and it
+    moves the high-water mark and commits only after `previous` committed, so that chunks
+    commit in file order and a resumed import starts after the last of them.
+    """
+    conn = applier.conn
     import_id = record.import_id
     async with conn.transaction():
-        await repository.lock_apply(conn)
+        await repository.lock_apply(conn, shared=pipelined)
         result = repository.ChunkResult(0, 0, 0)
         if chunk.accepted:
             await applier.stage(chunk.stage_csv)
@@ -215,6 +302,8 @@ async def _commit_chunk(
         if chunk.accepted:
             result = await applier.apply(f"import:{import_id}", record.trace_id, str(import_id), seg.version)
         await repository.record_rejections(conn, import_id, chunk.problems)
+        if previous is not None:
+            await previous
         await repository.advance_import(
             conn,
             import_id,

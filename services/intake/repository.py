@@ -21,11 +21,26 @@ from shared.outbox import BUNDLE
 # serialising them keeps each account's diff against its true last state and the outbox ids
 # in commit order (the relay publishes in id order). Per-account locks would need one lock
 # table slot per account: a 50,000-row batch would exhaust max_locks_per_transaction.
+# The one exception: the pipelined import (file_import._run_chunks) applies two chunks with
+# disjoint accounts at once, each holding this lock in shared mode; only one import at a time
+# may do that (_PIPELINE_LOCK, a session lock), so shared holders never share an account.
 _APPLY_LOCK = "SELECT pg_advisory_xact_lock(hashtextextended('fieldcollect.intake.apply', 0))"
+_APPLY_LOCK_SHARED = "SELECT pg_advisory_xact_lock_shared(hashtextextended('fieldcollect.intake.apply', 0))"
+_PIPELINE_LOCK = "hashtextextended('fieldcollect.intake.pipeline', 0)"
 
 
-async def lock_apply(conn: asyncpg.Connection) -> None:
-    await conn.execute(_APPLY_LOCK)
+async def lock_apply(conn: asyncpg.Connection, shared: bool = False) -> None:
+    """Every apply takes this first; `shared` only for a chunk of the pipelined import."""
+    await conn.execute(_APPLY_LOCK_SHARED if shared else _APPLY_LOCK)
+
+
+async def try_lock_pipeline(conn: asyncpg.Connection) -> bool:
+    """The right to apply chunks two at a time (one import at a time has it): a session lock."""
+    return bool(await conn.fetchval(f"SELECT pg_try_advisory_lock({_PIPELINE_LOCK})"))
+
+
+async def unlock_pipeline(conn: asyncpg.Connection) -> None:
+    await conn.execute(f"SELECT pg_advisory_unlock({_PIPELINE_LOCK})")
 
 
 # --- the lifecycle state (JSON batch path) --------------------------------------------
@@ -440,6 +455,7 @@ class StagedApply:
     """Applies staged chunks on one connection (its temp table and prepared statement)."""
 
     def __init__(self, conn: asyncpg.Connection, source: str) -> None:
+        self.conn = conn
         self._conn = conn
         self._source = source
         self._sql = _apply_stage_sql()

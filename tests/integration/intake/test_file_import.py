@@ -265,3 +265,49 @@ async def test_a_file_over_the_size_limit_is_refused(service_env, kafka_bootstra
             response = await intake.upload(csv_bytes([row(f"BIG-{i}") for i in range(10)]))
     assert response.status_code == 413 and response.json()["detail"][0]["field"] == "body"
     assert list((tmp_path / "imports").iterdir()) == [], "nothing of it is kept"
+
+
+async def test_chunks_applied_two_at_a_time_keep_each_accounts_order(intake: Intake, prefix: str) -> None:
+    """Chunks of 50 rows go two at a time (two connections) when their accounts differ; an
+    account in consecutive chunks waits for the first to commit; a batch meanwhile waits for
+    both. Every account publishes what the JSON batches publish for the same days, in order."""
+
+    def history(who: str) -> list[dict[str, str]]:
+        rows = []
+        for day in range(1, 5):  # four days of 60 accounts: each account in consecutive chunks
+            for i in range(60):
+                overdue = "1500.00" if (i + day) % 3 else "0.00"
+                rows.append(
+                    row(
+                        f"{who}-{i:02d}",
+                        as_of=f"2026-11-{day:02d}",
+                        days_past_due=str(day * 20),
+                        overdue_amount=overdue,
+                    )
+                )
+        return rows
+
+    upload = asyncio.ensure_future(intake.upload(csv_bytes(history(prefix))))
+    by_batch = history(prefix + "J")
+    for day in range(4):
+        response = await intake.batch(
+            [_document(r) for r in by_batch[day * 60 : day * 60 + 60]], f"{prefix}-{day}"
+        )
+        assert response.status_code == 200, response.text
+    answer = (await upload).json()
+    assert answer["status"] == "completed" and answer["rows_accepted"] == 240
+    assert answer["chunks_committed"] >= 240 // 50
+    from_file, from_batches = await intake.events(prefix + "-"), await intake.events(prefix + "J-")
+    assert len(from_file) == len(from_batches) > 240
+    for i in range(60):
+        mine = [e.type for e in from_file if e.subject == f"{prefix}-{i:02d}"]
+        assert mine == [e.type for e in from_batches if e.subject == f"{prefix}J-{i:02d}"], i
+    async with intake.pool.acquire() as conn:
+        stored = await conn.fetch("SELECT as_of FROM accounts WHERE account_id LIKE $1", prefix + "-%")
+    assert len(stored) == 60 and {r["as_of"].day for r in stored} == {4}
+
+
+def _document(values: dict[str, str]) -> dict:
+    from services.intake.csv_format import row_to_document
+
+    return row_to_document([values[c] for c in COLUMNS])
