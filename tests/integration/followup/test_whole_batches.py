@@ -19,8 +19,44 @@ from tests.conftest import eventually
 pytestmark = pytest.mark.integration
 
 
-def revisit(reason: str) -> Envelope:
-    return Envelope(data=p.RevisitRequested(account_id="ACC-W", reason=reason), source="/test")
+def revisit(reason: str, account: str = "ACC-W") -> Envelope:
+    return Envelope(data=p.RevisitRequested(account_id=account, reason=reason), source="/test")
+
+
+async def consume(
+    schema_pool, bootstrap: str, topic: str, group: str, handler, events: list[Envelope], batch_scope=None
+) -> ConsumerRunner:
+    """Publish `events` together (so the runner sees them in one poll), then run a whole-batch
+    runner of `group` until it has accounted for every one of them."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=50)
+    await producer.start()
+    try:
+        futures = [await producer.send(topic, e.value(), key=e.key, headers=e.headers()) for e in events]
+        await asyncio.gather(*futures)
+    finally:
+        await producer.stop()
+    runner = ConsumerRunner(
+        group_id=group,
+        topics=[topic],
+        handlers={"revisit.requested": handler},
+        pool=schema_pool.pool,
+        bootstrap_servers=bootstrap,
+        whole_batches=True,
+        batch_scope=batch_scope,
+    )
+    await runner.start()
+    task = asyncio.create_task(runner.run())
+    try:
+
+        async def done() -> bool:
+            stats = runner.stats
+            return stats.processed + stats.duplicates + stats.dead_lettered >= len(events)
+
+        await eventually(done)
+    finally:
+        runner.stop()
+        await task
+    return runner
 
 
 async def test_a_whole_batch_applies_each_event_once_and_dead_letters_only_the_poison(
@@ -40,36 +76,7 @@ async def test_a_whole_batch_applies_each_event_once_and_dead_letters_only_the_p
 
     first, poison = revisit("first"), revisit("poison")
     events = [first, first, poison, revisit("after"), first]
-    producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all", linger_ms=50)
-    await producer.start()
-    try:
-        # Sent together, so the runner sees them in one batch.
-        futures = [await producer.send(topic, e.value(), key=e.key, headers=e.headers()) for e in events]
-        await asyncio.gather(*futures)
-    finally:
-        await producer.stop()
-
-    runner = ConsumerRunner(
-        group_id=group,
-        topics=[topic],
-        handlers={"revisit.requested": record},
-        pool=schema_pool.pool,
-        bootstrap_servers=kafka_bootstrap,
-        whole_batches=True,
-    )
-    await runner.start()
-    task = asyncio.create_task(runner.run())
-    try:
-
-        async def done() -> bool:
-            return runner.stats.processed + runner.stats.duplicates + runner.stats.dead_lettered >= len(
-                events
-            )
-
-        await eventually(done)
-    finally:
-        runner.stop()
-        await task
+    runner = await consume(schema_pool, kafka_bootstrap, topic, group, record, events)
     async with schema_pool.pool.acquire() as conn:
         effects = [r["reason"] for r in await conn.fetch("SELECT reason FROM effects ORDER BY seq")]
         inbox = {
@@ -117,34 +124,7 @@ async def test_a_batch_scope_wraps_the_batch_and_is_dropped_with_it_when_an_even
             await conn.execute("INSERT INTO effects (reason, how) VALUES ($1, 'alone')", event.data.reason)
 
     async def run(events: list[Envelope]) -> None:
-        producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all", linger_ms=50)
-        await producer.start()
-        try:
-            futures = [await producer.send(topic, e.value(), key=e.key, headers=e.headers()) for e in events]
-            await asyncio.gather(*futures)
-        finally:
-            await producer.stop()
-        runner = ConsumerRunner(
-            group_id=group,
-            topics=[topic],
-            handlers={"revisit.requested": record},
-            pool=schema_pool.pool,
-            bootstrap_servers=kafka_bootstrap,
-            whole_batches=True,
-            batch_scope=scope,
-        )
-        await runner.start()
-        task = asyncio.create_task(runner.run())
-        try:
-            goal = runner.stats.processed + len(events)
-
-            async def done() -> bool:
-                return runner.stats.processed + runner.stats.dead_lettered >= goal
-
-            await eventually(done)
-        finally:
-            runner.stop()
-            await task
+        await consume(schema_pool, kafka_bootstrap, topic, group, record, events, scope)
 
     await run([revisit("a"), revisit("b")])
     await run([revisit("c"), revisit("poison"), revisit("d")])
@@ -176,42 +156,12 @@ async def test_a_poll_of_several_partitions_is_one_transaction_and_a_poison_fall
             event.data.account_id,
         )
 
-    def on(account: str, reason: str) -> Envelope:
-        return Envelope(data=p.RevisitRequested(account_id=account, reason=reason), source="/test")
-
     accounts = [f"ACC-P{i}" for i in range(12)]  # keys spread over the three partitions
 
     async def run(events: list[Envelope]) -> ConsumerRunner:
-        producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all", linger_ms=50)
-        await producer.start()
-        try:
-            futures = [await producer.send(topic, e.value(), key=e.key, headers=e.headers()) for e in events]
-            await asyncio.gather(*futures)
-        finally:
-            await producer.stop()
-        runner = ConsumerRunner(
-            group_id=group,
-            topics=[topic],
-            handlers={"revisit.requested": record},
-            pool=schema_pool.pool,
-            bootstrap_servers=kafka_bootstrap,
-            whole_batches=True,
-        )
-        await runner.start()
-        task = asyncio.create_task(runner.run())
-        try:
-            goal = len(events)
+        return await consume(schema_pool, kafka_bootstrap, topic, group, record, events)
 
-            async def done() -> bool:
-                return runner.stats.processed + runner.stats.dead_lettered >= goal
-
-            await eventually(done)
-        finally:
-            runner.stop()
-            await task
-        return runner
-
-    clean = [on(a, "clean") for a in accounts]
+    clean = [revisit("clean", a) for a in accounts]
     await run(clean)
     async with schema_pool.pool.acquire() as conn:
         rows = await conn.fetch("SELECT partition_key, xid FROM effects WHERE reason = 'clean'")
@@ -222,7 +172,7 @@ async def test_a_poll_of_several_partitions_is_one_transaction_and_a_poison_fall
     }
     assert max(len(parts) for parts in partitions_of.values()) > 1, partitions_of
 
-    mixed = [on(a, "poison" if i == 5 else "after") for i, a in enumerate(accounts)]
+    mixed = [revisit("poison" if i == 5 else "after", a) for i, a in enumerate(accounts)]
     runner = await run(mixed)
     async with schema_pool.pool.acquire() as conn:
         after = await conn.fetchval("SELECT count(*) FROM effects WHERE reason = 'after'")
