@@ -492,6 +492,23 @@ _ID = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
 _MONEY = re.compile(r"[0-9]{1,16}(?:\.[0-9]{1,2})?")
 _DPD = re.compile(r"0|[1-9][0-9]{0,4}")
 _DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+
+def _cached_date(dates: dict[str, date | None], text: str) -> date | None:
+    """A `YYYY-MM-DD` date (None if not one), remembered: a file holds few distinct dates."""
+    if text in dates:
+        return dates[text]
+    parsed = None
+    if _DATE.fullmatch(text):
+        try:
+            parsed = date.fromisoformat(text)
+        except ValueError:
+            parsed = None
+    if len(dates) < 100_000:
+        dates[text] = parsed
+    return parsed
+
+
 _PHONE = re.compile(r"\+?[0-9][0-9 -]{4,30}")
 _LANGUAGE = re.compile(r"[a-z]{2}(?:-[A-Za-z]{2,4})?")
 _UPPER2 = re.compile(r"[A-Z]{2}")
@@ -512,17 +529,7 @@ def fast_validator(seg: Segmentation) -> Callable[[int, Sequence[str]], Staged |
     coord, bools, zones, contributions = _COORD.fullmatch, _BOOLS, TIME_ZONES, seg.contributions
 
     def parse_date(text: str) -> date | None:
-        if text in dates:
-            return dates[text]
-        parsed = None
-        if _DATE.fullmatch(text):
-            try:
-                parsed = date.fromisoformat(text)
-            except ValueError:
-                parsed = None
-        if len(dates) < 100_000:
-            dates[text] = parsed
-        return parsed
+        return _cached_date(dates, text)
 
     def is_known(kind: str, text: str, pattern: re.Pattern[str]) -> bool:
         """Currencies, languages, countries repeat: remember the verdicts (bounded)."""
@@ -700,15 +707,7 @@ def line_validator(seg: Segmentation) -> Callable[[int, str], Staged | list[str]
     vulnerable_factor = _csv_quoted(factors_json([("vulnerable", "true", -penalty)]))[2:-2]
 
     def parse_date(text: str) -> date | None:
-        parsed = dates.get(text, False)
-        if parsed is False:
-            try:
-                parsed = date.fromisoformat(text)
-            except ValueError:
-                parsed = None
-            if len(dates) < 100_000:
-                dates[text] = parsed
-        return parsed  # type: ignore[return-value]
+        return _cached_date(dates, text)
 
     def validate(row: int, line: str) -> Staged | list[str] | None:
         m = match(line)
