@@ -38,6 +38,9 @@ class ConsumerSpec:
     whole_batches: bool = False
     # With whole_batches: opened around each batch's handlers (shared.consumer.BatchScope).
     batch_scope: BatchScope | None = None
+    # This group's fetch.max.wait.ms when it differs from CONSUMER_FETCH_MAX_WAIT_MS (a group
+    # whose latency matters, beside groups that may wait).
+    fetch_max_wait_ms: int | None = None
 
 
 @dataclass
@@ -99,7 +102,7 @@ async def _start_background(runtime: Runtime, consumers: Sequence[ConsumerSpec])
             bootstrap_servers=runtime.settings.kafka_bootstrap_servers,
             batch_size=runtime.settings.consumer_batch_size,
             poll_timeout_ms=runtime.settings.consumer_poll_timeout_ms,
-            fetch_max_wait_ms=runtime.settings.consumer_fetch_max_wait_ms,
+            fetch_max_wait_ms=spec.fetch_max_wait_ms or runtime.settings.consumer_fetch_max_wait_ms,
             whole_batches=spec.whole_batches,
             batch_scope=spec.batch_scope,
         )

@@ -5,8 +5,11 @@ from shared.events import topics
 from shared.runtime import ConsumerSpec
 
 
-def consumers(handlers: EventHandlers, outcome_consumers: int = 1) -> list[ConsumerSpec]:
-    """The consumer groups; `outcome_consumers` members of the outcomes group in this process.
+def consumers(
+    handlers: EventHandlers, outcome_consumers: int = 1, outcome_fetch_max_wait_ms: int | None = None
+) -> list[ConsumerSpec]:
+    """The consumer groups; `outcome_consumers` members of the outcomes group in this process,
+    fetching with `outcome_fetch_max_wait_ms` when set (else CONSUMER_FETCH_MAX_WAIT_MS).
 
     Both apply a batch in one savepoint with one inbox statement (falling back to one savepoint
     per event when an event fails), three round trips per event fewer on the hot path; the
@@ -25,6 +28,7 @@ def consumers(handlers: EventHandlers, outcome_consumers: int = 1) -> list[Consu
         },
         whole_batches=True,
         batch_scope=handlers.outcome_batch,
+        fetch_max_wait_ms=outcome_fetch_max_wait_ms,
     )
     return [
         ConsumerSpec(

@@ -79,7 +79,9 @@ def create_app(settings: FollowupSettings | None = None) -> FastAPI:
         schema=SCHEMA,
         service_dir=SERVICE_DIR,
         routers=[router],
-        consumers=consumers(EventHandlers(ctx), settings.outcome_consumers)
+        consumers=consumers(
+            EventHandlers(ctx), settings.outcome_consumers, settings.outcome_fetch_max_wait_ms
+        )
         if settings.event_consumers_enabled
         else (),
         background=background,

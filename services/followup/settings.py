@@ -34,6 +34,12 @@ class FollowupSettings(ServiceSettings):
     outcome_consumers: int = Field(
         default=1, ge=1, le=16, description="members of the outcomes consumer group in this process"
     )
+    outcome_fetch_max_wait_ms: int | None = Field(
+        default=None,
+        ge=1,
+        le=60_000,
+        description="fetch.max.wait.ms of the outcomes group (latency-sensitive); default CONSUMER_FETCH_MAX_WAIT_MS",
+    )
     promise_check_interval_s: float = 30.0
     call_lease_s: float = Field(default=900.0, ge=30, le=7200)
     rules_path: Path = Path(__file__).parent / "rules.toml"

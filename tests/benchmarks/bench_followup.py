@@ -4,7 +4,8 @@ Run: make bench-followup   (or .venv/bin/python tests/benchmarks/bench_followup.
 Environment: RATE (events/s, default 1000), DURATION (s, default 60), DRAIN_S (s to wait for
 the SMS to go out, default 600), KAFKA_PARTITIONS (default 2), FOLLOWUP_REPLICAS (follow-up
 processes, default 2: a replica per partition, as a deployment scales), and any follow-up setting. Tuned here unless set in the environment
-(BENCH_TUNING below; the services' defaults are unchanged): CONSUMER_FETCH_MAX_WAIT_MS=10 — the
+(BENCH_TUNING below; the services' defaults are unchanged): OUTCOME_FETCH_MAX_WAIT_MS=10 (the
+outcomes group only; the delinquency group keeps 500 ms and fetches twice a second when idle) — the
 development broker holds a fetch for the whole max wait instead of answering when data arrives
 (Apache Kafka answers at once), which alone puts ~130 ms on every event at aiokafka's default of
 500 ms; LOG_SPANS=false — no log line per consumed event (spans are still made).
@@ -83,7 +84,7 @@ WARMUP_OUTCOMES = 300
 # OUTCOME_CONSUMERS=1: the runner applies all partitions of a poll in one transaction, so more
 # members in one process add fetch loops (broker and client CPU), not parallelism.
 BENCH_TUNING = {
-    "CONSUMER_FETCH_MAX_WAIT_MS": "10",
+    "OUTCOME_FETCH_MAX_WAIT_MS": "10",
     "OUTCOME_CONSUMERS": "1",
     "LOG_SPANS": "false",
 }
@@ -354,7 +355,7 @@ async def run(admin: str) -> dict[str, Any]:
     }
     poll_ms = int(env.get("CONSUMER_POLL_TIMEOUT_MS", "200"))
     batch_size = int(env.get("CONSUMER_BATCH_SIZE", "500"))
-    fetch_wait_ms = int(env["CONSUMER_FETCH_MAX_WAIT_MS"])
+    fetch_wait_ms = int(env["OUTCOME_FETCH_MAX_WAIT_MS"])
     stack = Stack(env, work)
     pool = None
     try:
