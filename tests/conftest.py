@@ -7,6 +7,7 @@ broker unless KAFKA_BOOTSTRAP_SERVERS names one), a consumer group and account i
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -91,6 +92,23 @@ def uid() -> str:
 class SchemaPool:
     pool: Any
     schema: str
+
+
+@contextlib.asynccontextmanager
+async def migrated_pool(
+    database_url: str, service_dir: Path, prefix: str, max_size: int = 4, **pool_options: Any
+) -> AsyncIterator[Any]:
+    """A pool on a throwaway schema with a service's migrations applied; dropped afterwards."""
+    schema = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    pool = await create_pool(database_url, schema, 1, max_size, **pool_options)
+    try:
+        async with pool.acquire() as conn:
+            await migrate(conn, schema, service_dir)
+        yield pool
+    finally:
+        async with pool.acquire() as conn:
+            await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        await pool.close()
 
 
 @pytest.fixture

@@ -13,26 +13,19 @@ import pytest
 from services.audit import handlers, repository
 from services.audit.main import SERVICE_DIR, create_app
 from services.audit.trail import AuditEntry
-from shared.db import create_pool, migrate
 from shared.events import Envelope
 from shared.events import payloads as p
 from shared.kafka import make_producer
 from shared.settings import ServiceSettings
-from tests.conftest import eventually
+from tests.conftest import eventually, migrated_pool
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
 async def audit_pool(database_url):
-    schema = f"audit_{uuid.uuid4().hex[:8]}"
-    pool = await create_pool(database_url, schema, 1, 4)
-    async with pool.acquire() as conn:
-        await migrate(conn, schema, SERVICE_DIR)
-    yield pool
-    async with pool.acquire() as conn:
-        await conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
-    await pool.close()
+    async with migrated_pool(database_url, SERVICE_DIR, "audit") as pool:
+        yield pool
 
 
 def _entry(n: int, at: datetime | None = None, account: str = "ACC-1") -> AuditEntry:

@@ -7,7 +7,6 @@ small. These tests pin both fixes: the plan of the query, and the service's plan
 """
 
 import json
-import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -16,7 +15,7 @@ import pytest
 from services.followup import repository
 from services.followup.main import SERVICE_DIR
 from services.followup.settings import FollowupSettings
-from shared.db import create_pool, migrate
+from tests.conftest import migrated_pool
 
 pytestmark = pytest.mark.integration
 
@@ -31,35 +30,29 @@ def scans(plan: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 async def test_the_facts_of_a_batch_are_read_by_account_not_by_scanning_open_rows(database_url: str) -> None:
-    schema = f"f_{uuid.uuid4().hex[:10]}"
     settings = FollowupSettings(database_url=database_url, sms_provider_api_key="test")
-    pool = await create_pool(database_url, schema, 1, 2, plan_cache_mode=settings.db_plan_cache_mode)
-    try:
-        async with pool.acquire() as conn:
-            await conn.execute(f'CREATE SCHEMA "{schema}"')
-            await migrate(conn, schema, SERVICE_DIR)
-            assert await conn.fetchval("SHOW plan_cache_mode") == "force_custom_plan"
-            await conn.execute(
-                "INSERT INTO contacts (account_id, language, time_zone) "
-                "SELECT 'A' || g, 'zh-CN', 'Asia/Shanghai' FROM generate_series(1, $1) g",
-                OPEN_PROMISES,
-            )
-            await conn.execute(
-                "INSERT INTO promises (promise_id, account_id, outcome_event_id, amount, currency, promised_date,"
-                " status, made_at, due_check_at) SELECT gen_random_uuid(), 'A' || g, gen_random_uuid(), 100, 'CNY',"
-                " current_date + 3, 'open', now(), now() + interval '4 days' FROM generate_series(1, $1) g",
-                OPEN_PROMISES,
-            )
-            await conn.execute("ANALYZE contacts; ANALYZE promises")
-            since = datetime.now(UTC) - timedelta(days=30)
-            accounts = [f"A{i}" for i in range(1, 51)]
-            facts = await repository.load_facts(conn, accounts, since)
-            assert len(facts) == 50 and all(f.open_promise for f in facts.values())
-            (row,) = await conn.fetch(f"EXPLAIN (FORMAT JSON) {repository._FACTS}", accounts, since)
-    finally:
-        async with pool.acquire() as conn:
-            await conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
-        await pool.close()
+    async with (
+        migrated_pool(database_url, SERVICE_DIR, "f", 2, plan_cache_mode=settings.db_plan_cache_mode) as pool,
+        pool.acquire() as conn,
+    ):
+        assert await conn.fetchval("SHOW plan_cache_mode") == "force_custom_plan"
+        await conn.execute(
+            "INSERT INTO contacts (account_id, language, time_zone) "
+            "SELECT 'A' || g, 'zh-CN', 'Asia/Shanghai' FROM generate_series(1, $1) g",
+            OPEN_PROMISES,
+        )
+        await conn.execute(
+            "INSERT INTO promises (promise_id, account_id, outcome_event_id, amount, currency, promised_date,"
+            " status, made_at, due_check_at) SELECT gen_random_uuid(), 'A' || g, gen_random_uuid(), 100, 'CNY',"
+            " current_date + 3, 'open', now(), now() + interval '4 days' FROM generate_series(1, $1) g",
+            OPEN_PROMISES,
+        )
+        await conn.execute("ANALYZE contacts; ANALYZE promises")
+        since = datetime.now(UTC) - timedelta(days=30)
+        accounts = [f"A{i}" for i in range(1, 51)]
+        facts = await repository.load_facts(conn, accounts, since)
+        assert len(facts) == 50 and all(f.open_promise for f in facts.values())
+        (row,) = await conn.fetch(f"EXPLAIN (FORMAT JSON) {repository._FACTS}", accounts, since)
     explained = json.loads(row[0]) if isinstance(row[0], str) else row[0]  # the pool may decode json
     plan = explained[0]["Plan"]
     promise_scans = [s for s in scans(plan) if s["Relation Name"] == "promises"]

@@ -6,7 +6,6 @@ Real PostgreSQL, follow-up's own migrations on a schema of this test."""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -19,9 +18,9 @@ from services.followup.handlers import EventHandlers
 from services.followup.main import SERVICE_DIR
 from services.followup.rules import load_rules
 from shared.compliance import PackCatalog
-from shared.db import create_pool, migrate
 from shared.events import Envelope, decode
 from shared.events import payloads as p
+from tests.conftest import migrated_pool
 from tests.integration.followup.conftest import opened, outcome, payment, promise, zone_at_local_hour
 
 pytestmark = pytest.mark.integration
@@ -31,14 +30,8 @@ HANDLERS = EventHandlers(Followup(RULES, ContactGate(PackCatalog(), RULES.contac
 
 @pytest.fixture
 async def pool(database_url: str) -> AsyncIterator[Any]:
-    schema = f"t_fu_{uuid.uuid4().hex[:10]}"
-    pool = await create_pool(database_url, schema, 1, 3)
-    async with pool.acquire() as conn:
-        await migrate(conn, schema, SERVICE_DIR)
-    yield pool
-    async with pool.acquire() as conn:
-        await conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
-    await pool.close()
+    async with migrated_pool(database_url, SERVICE_DIR, "t_fu", 3) as pool:
+        yield pool
 
 
 def scenario(tag: str) -> tuple[list[Envelope], list[Envelope]]:

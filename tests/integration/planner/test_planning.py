@@ -14,9 +14,9 @@ from services.planner import handlers, repository
 from services.planner.main import SERVICE_DIR
 from services.planner.models import AgentIn
 from services.planner.planning import PlanOptions, plan_day
-from shared.db import create_pool, migrate
 from shared.events import Envelope, topics
 from shared.events import payloads as p
+from tests.conftest import migrated_pool
 from tests.integration.planner.checker import check_plan
 
 pytestmark = pytest.mark.integration
@@ -28,14 +28,8 @@ CENTRE = (22.543, 114.058)
 
 @pytest.fixture
 async def pool(database_url):
-    schema = f"planner_{uuid.uuid4().hex[:8]}"
-    pool = await create_pool(database_url, schema, 1, 6)
-    async with pool.acquire() as conn:
-        await migrate(conn, schema, SERVICE_DIR)
-    yield pool
-    async with pool.acquire() as conn:
-        await conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
-    await pool.close()
+    async with migrated_pool(database_url, SERVICE_DIR, "planner", 6) as pool:
+        yield pool
 
 
 def agent(agent_id: str, **overrides) -> AgentIn:
