@@ -10,6 +10,7 @@ from decimal import Decimal
 from typing import Any
 
 import asyncpg
+import orjson
 
 from services.followup.models import AccountFacts, LedgerEntry, Trigger
 from shared.events import payloads as p
@@ -213,34 +214,35 @@ async def insert_promise(conn: asyncpg.Connection, promise: NewPromise) -> uuid.
     return promise_id
 
 
+# The batch arrives as three JSON documents (promises, ledger lines, jobs): one parameter each
+# instead of 28 arrays, which asyncpg encodes element by element (~40 µs of Python per outcome).
 _RECORD_PROMISES = """
 WITH promise AS (
     INSERT INTO promises (promise_id, account_id, outcome_event_id, amount, currency, promised_date, status,
                           made_at, due_check_at, trigger_traceparent, trigger_correlation_id)
-    SELECT p.promise_id, p.account_id, p.outcome_event_id, p.amount, p.currency, p.promised_date, 'open',
-           p.made_at, p.due_check_at, p.traceparent, p.correlation_id
-    FROM unnest($1::uuid[], $2::text[], $3::uuid[], $4::numeric[], $5::text[], $6::date[], $7::timestamptz[],
-                $8::timestamptz[], $9::text[], $10::text[])
-         AS p(promise_id, account_id, outcome_event_id, amount, currency, promised_date, made_at, due_check_at,
-              traceparent, correlation_id)
+    SELECT gen_random_uuid(), p.account_id, p.outcome_event_id, p.amount, p.currency, p.promised_date, 'open',
+           p.made_at, p.due_check_at, p.trigger_traceparent, p.trigger_correlation_id
+    FROM json_to_recordset($1::text::json) AS p(account_id text, outcome_event_id uuid, amount numeric,
+         currency text, promised_date date, made_at timestamptz, due_check_at timestamptz,
+         trigger_traceparent text, trigger_correlation_id text)
     ON CONFLICT (outcome_event_id) DO NOTHING
     RETURNING promise_id, outcome_event_id, trigger_traceparent, trigger_correlation_id
 ), ledger AS (
     INSERT INTO contact_ledger (account_id, source_id, kind, occurred_at, connected, number_id, amount, detail)
-    SELECT l.* FROM unnest($11::text[], $12::uuid[], $13::text[], $14::timestamptz[], $15::boolean[],
-                           $16::text[], $17::numeric[], $18::text[]) AS l
+    SELECT l.account_id, l.source_id, l.kind, l.occurred_at, l.connected, l.number_id, l.amount, l.detail
+    FROM json_to_recordset($2::text::json) AS l(account_id text, source_id uuid, kind text,
+         occurred_at timestamptz, connected boolean, number_id text, amount numeric, detail text)
     ON CONFLICT (source_id, kind) DO NOTHING
 ), jobs AS (
     INSERT INTO sms_jobs (job_id, trigger_event_id, action, account_id, template_id, params, status, due_at,
                           purpose, not_after, closed_reason, promise_id, trigger_traceparent,
                           trigger_correlation_id)
-    SELECT j.job_id, j.trigger_event_id, j.action, j.account_id, j.template_id, j.params, j.status, j.due_at,
-           j.purpose, j.not_after, j.closed_reason, promise.promise_id, promise.trigger_traceparent,
+    SELECT gen_random_uuid(), j.trigger_event_id, j.action, j.account_id, j.template_id, j.params, j.status,
+           j.due_at, j.purpose, j.not_after, j.closed_reason, promise.promise_id, promise.trigger_traceparent,
            promise.trigger_correlation_id
-    FROM unnest($19::uuid[], $20::uuid[], $21::text[], $22::text[], $23::text[], $24::jsonb[], $25::text[],
-                $26::timestamptz[], $27::text[], $28::timestamptz[], $29::text[])
-         AS j(job_id, trigger_event_id, action, account_id, template_id, params, status, due_at, purpose,
-              not_after, closed_reason)
+    FROM json_to_recordset($3::text::json) AS j(trigger_event_id uuid, action text, account_id text,
+         template_id text, params jsonb, status text, due_at timestamptz, purpose text, not_after timestamptz,
+         closed_reason text)
     JOIN promise ON promise.outcome_event_id = j.trigger_event_id
     ON CONFLICT (trigger_event_id, action) DO NOTHING
     RETURNING trigger_event_id, action
@@ -268,47 +270,25 @@ async def record_promises(
     outcome whose promise exists already is left out, and its jobs are not written. Jobs keep
     their promise's trigger (the outcome) and its trace.
     """
-    promises = [w.promise for w in writes]
-    entries = [(w.promise.account_id, e) for w in writes for e in w.entries]
-    jobs = [j for w in writes for j in w.jobs]
+    ledger = [
+        {
+            "account_id": w.promise.account_id,
+            "source_id": e.source_id,
+            "kind": e.kind,
+            "occurred_at": e.occurred_at,
+            "connected": e.connected,
+            "number_id": e.number_id,
+            "amount": e.amount,
+            "detail": e.detail,
+        }
+        for w in writes
+        for e in w.entries
+    ]
     row = await conn.fetchrow(
         _RECORD_PROMISES,
-        [uuid.uuid4() for _ in promises],
-        *_columns(
-            promises,
-            (
-                "account_id",
-                "outcome_event_id",
-                "amount",
-                "currency",
-                "promised_date",
-                "made_at",
-                "due_check_at",
-                "trigger_traceparent",
-                "trigger_correlation_id",
-            ),
-        ),
-        [account for account, _ in entries],
-        *_columns(
-            [e for _, e in entries],
-            ("source_id", "kind", "occurred_at", "connected", "number_id", "amount", "detail"),
-        ),
-        [uuid.uuid4() for _ in jobs],
-        *_columns(
-            jobs,
-            (
-                "trigger_event_id",
-                "action",
-                "account_id",
-                "template_id",
-                "params",
-                "status",
-                "due_at",
-                "purpose",
-                "not_after",
-                "closed_reason",
-            ),
-        ),
+        _json([w.promise for w in writes]),
+        _json(ledger),
+        _json([j for w in writes for j in w.jobs]),
     )
     assert row is not None  # a SELECT without FROM always answers one row
     created: dict[uuid.UUID, set[str]] = {}
@@ -320,6 +300,17 @@ async def record_promises(
     }
 
 
+def _json(rows: Sequence[Any]) -> str:
+    """Rows (dataclasses or dicts) as a JSON array for json_to_recordset; amounts as exact text."""
+    return orjson.dumps(rows, default=_exact).decode()
+
+
+def _exact(value: Any) -> str:
+    if isinstance(value, Decimal):
+        return str(value)
+    raise TypeError(type(value).__name__)
+
+
 async def record_promise(
     conn: asyncpg.Connection, promise: NewPromise, entries: Sequence[LedgerEntry], jobs: Sequence[NewSmsJob]
 ) -> tuple[uuid.UUID | None, frozenset[str]]:
@@ -327,11 +318,6 @@ async def record_promise(
     this outcome's promise exists already: then neither it nor its jobs are written."""
     written = await record_promises(conn, [PromiseWrite(promise, entries, jobs)])
     return written.get(promise.outcome_event_id, (None, frozenset()))
-
-
-def _columns(rows: Sequence[Any], names: Sequence[str]) -> list[list[Any]]:
-    """Column arrays for unnest(): one list per attribute."""
-    return [[getattr(row, name) for row in rows] for name in names]
 
 
 async def supersede_promises(
