@@ -193,10 +193,11 @@ async def wait_until(probe: Callable[[], Any], timeout_s: float, interval_s: flo
 class Observer:
     """Stamps when each published event's effect became visible to others.
 
-    A row trigger on the observed table (installed by this bench, not by the service) sends the
-    event id with NOTIFY; PostgreSQL delivers a notification when its transaction commits, so
-    the stamp is the moment the effect is committed and visible. Cheap whatever the backlog:
-    nothing is polled.
+    A statement trigger on the observed table (installed by this bench, not by the service)
+    sends the event ids its statement inserted with NOTIFY, comma-separated (a notification per
+    200 ids); PostgreSQL delivers notifications when their transaction commits, so the stamp is
+    the moment the effect is committed and visible. Cheap whatever the backlog: nothing is
+    polled, and a batch costs a notification, not one per row.
     """
 
     def __init__(self, pool: Any, channel: str) -> None:
@@ -215,22 +216,39 @@ class Observer:
 
     def _on_notify(self, _conn: object, _pid: int, _channel: str, payload: str) -> None:
         now = time.time()
-        event_id = uuid.UUID(payload)
-        if event_id in self.outstanding:
-            self.outstanding.discard(event_id)
-            self.seen[event_id] = now
+        for text in payload.split(","):
+            event_id = uuid.UUID(text)
+            if event_id in self.outstanding:
+                self.outstanding.discard(event_id)
+                self.seen[event_id] = now
 
 
 JOBS_CHANNEL, BARE_CHANNEL = "bench_job_seen", "bench_bare_seen"
-# Installed once follow-up has migrated its schema: one NOTIFY per confirmation job, at commit.
-OBSERVE_JOBS = f"""
+
+
+def notify_inserted(name: str, table: str, column: str, channel: str, where: str = "true") -> str:
+    """SQL for a statement trigger on `table` that notifies `channel` of the `column` values it
+    inserted (where `where`), 200 to a notification (a payload is limited to 8,000 bytes)."""
+    return f"""
 CREATE SCHEMA IF NOT EXISTS bench;
-CREATE OR REPLACE FUNCTION bench.job_seen() RETURNS trigger LANGUAGE plpgsql AS
-$$ BEGIN PERFORM pg_notify('{JOBS_CHANNEL}', NEW.trigger_event_id::text); RETURN NULL; END $$;
-DROP TRIGGER IF EXISTS bench_job_seen ON followup.sms_jobs;
-CREATE TRIGGER bench_job_seen AFTER INSERT ON followup.sms_jobs FOR EACH ROW
-WHEN (NEW.action = 'sms.promise_confirmation') EXECUTE FUNCTION bench.job_seen();
+CREATE OR REPLACE FUNCTION bench.{name}() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_notify('{channel}', string_agg(id, ','))
+    FROM (SELECT {column}::text AS id, (row_number() OVER () - 1) / 200 AS chunk
+          FROM inserted WHERE {where}) ids
+    GROUP BY chunk;
+    RETURN NULL;
+END $$;
+DROP TRIGGER IF EXISTS {name} ON {table};
+CREATE TRIGGER {name} AFTER INSERT ON {table} REFERENCING NEW TABLE AS inserted
+FOR EACH STATEMENT EXECUTE FUNCTION bench.{name}();
 """
+
+
+# Installed once follow-up has migrated its schema: the confirmation jobs, at commit.
+OBSERVE_JOBS = notify_inserted(
+    "job_seen", "followup.sms_jobs", "trigger_event_id", JOBS_CHANNEL, "action = 'sms.promise_confirmation'"
+)
 BARE_TOPIC = "bench.bare-outcomes"
 
 
@@ -243,12 +261,8 @@ async def bare_loop(bootstrap: str, dsn: str, poll_ms: int, batch_size: int, fet
         await conn.execute(
             "CREATE SCHEMA IF NOT EXISTS bench;"
             " CREATE TABLE IF NOT EXISTS bench.bare (seq bigserial, event_id uuid PRIMARY KEY, account_id text);"
-            " CREATE OR REPLACE FUNCTION bench.bare_seen() RETURNS trigger LANGUAGE plpgsql AS"
-            f" $$ BEGIN PERFORM pg_notify('{BARE_CHANNEL}', NEW.event_id::text); RETURN NULL; END $$;"
-            " DROP TRIGGER IF EXISTS bare_seen ON bench.bare;"
-            " CREATE TRIGGER bare_seen AFTER INSERT ON bench.bare FOR EACH ROW"
-            " EXECUTE FUNCTION bench.bare_seen();"
         )
+        await conn.execute(notify_inserted("bare_seen", "bench.bare", "event_id", BARE_CHANNEL))
     consumer = AIOKafkaConsumer(
         BARE_TOPIC,
         bootstrap_servers=bootstrap,
