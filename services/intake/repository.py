@@ -272,51 +272,53 @@ _APPLY_STAGE = """
 -- as fast as json_build_object): ids, codes and numbers are validated before they are
 -- staged and go in as they are; dates and free text go through to_json (ISO dates whatever
 -- the DateStyle, escaped text). The joins probe the accounts index row by row (_CHUNK_PLAN).
-WITH joined AS MATERIALIZED (
-    SELECT s.*, a.known IS NOT NULL AS known, a.prev_as_of, a.prev_delinquent, a.prev_bucket,
-           a.prev_outstanding, a.prev_overdue, a.prev_payment_date, a.prev_flags,
-           a.known IS NOT NULL AND (s.customer_name, s.phone, s.language, s.time_zone)
-               IS DISTINCT FROM a.prev_contact AS contact_changed,
-           a.known IS NOT NULL AND (s.address_line1, s.address_city, s.address_region, s.address_postal_code,
-                        s.address_country, s.lat, s.lon) IS DISTINCT FROM a.prev_address AS address_changed,
-           jsonb_build_object('cease_contact', s.cease_contact, 'dispute', s.dispute,
-               'deceased', s.deceased, 'bankruptcy', s.bankruptcy, 'vulnerable', s.vulnerable,
-               'care_hold', coalesce((a.prev_flags ->> 'care_hold')::boolean, false)) AS flags
-    FROM import_stage s
-    LEFT JOIN (
-        SELECT account_id, true AS known, as_of AS prev_as_of, delinquent AS prev_delinquent,
-               dpd_bucket AS prev_bucket, outstanding AS prev_outstanding,
-               overdue_amount AS prev_overdue, last_payment_date AS prev_payment_date,
-               flags AS prev_flags,
-               (customer_name, phone, language, time_zone) AS prev_contact,
-               (address_line1, address_city, address_region, address_postal_code, address_country,
-                lat, lon) AS prev_address
-        FROM accounts
-    ) a ON a.account_id = s.account_id
-),
-ignored AS (
-    INSERT INTO ignored_snapshots (account_id, snapshot_as_of, known_as_of, source, reason, row_no)
-    SELECT account_id, as_of, prev_as_of, $1, 'older than the last known snapshot', row_no
-    FROM joined WHERE known AND as_of < prev_as_of
-    RETURNING 1
-),
-diff AS MATERIALIZED (
+WITH diff AS MATERIALIZED (
+    -- Each staged row with its account's last state and what changed, materialized once
+    -- (every CTE below reads it; out-of-order rows are marked `stale` and only `ignored`
+    -- takes them).
     SELECT j.*,
-        known AND flags <> prev_flags AS flags_changed,
+        known AND as_of < prev_as_of AS stale,
         delinquent AND NOT (known AND prev_delinquent) AS opens,
         known AND prev_delinquent AS was_delinquent,
         last_payment_date IS NOT NULL
             AND (prev_payment_date IS NULL OR last_payment_date > prev_payment_date) AS newer_payment,
-        known AND NOT contact_changed AND NOT address_changed
-            AND (delinquent, dpd_bucket, outstanding, overdue_amount, last_payment_date, flags)
+        known AND NOT contact_changed AND NOT address_changed AND NOT flags_changed
+            AND (delinquent, dpd_bucket, outstanding, overdue_amount, last_payment_date)
             IS NOT DISTINCT FROM (prev_delinquent, prev_bucket, prev_outstanding, prev_overdue,
-                                  prev_payment_date, prev_flags) AS unchanged
-    FROM joined j
-    WHERE NOT (known AND as_of < prev_as_of)
+                                  prev_payment_date) AS unchanged
+    FROM (
+        SELECT s.*, a.known IS NOT NULL AS known, a.prev_as_of, a.prev_delinquent, a.prev_bucket,
+               a.prev_outstanding, a.prev_overdue, a.prev_payment_date, a.prev_flags,
+               a.known IS NOT NULL AND (s.customer_name, s.phone, s.language, s.time_zone)
+                   IS DISTINCT FROM a.prev_contact AS contact_changed,
+               a.known IS NOT NULL AND (s.address_line1, s.address_city, s.address_region,
+                   s.address_postal_code, s.address_country, s.lat, s.lon)
+                   IS DISTINCT FROM a.prev_address AS address_changed,
+               __FLAGS__ AS flags,
+               a.known IS NOT NULL AND __FLAGS__ <> a.prev_flags AS flags_changed
+        FROM import_stage s
+        LEFT JOIN (
+            SELECT account_id, true AS known, as_of AS prev_as_of, delinquent AS prev_delinquent,
+                   dpd_bucket AS prev_bucket, outstanding AS prev_outstanding,
+                   overdue_amount AS prev_overdue, last_payment_date AS prev_payment_date,
+                   flags AS prev_flags,
+                   (customer_name, phone, language, time_zone) AS prev_contact,
+                   (address_line1, address_city, address_region, address_postal_code,
+                    address_country, lat, lon) AS prev_address
+            FROM accounts
+        ) a ON a.account_id = s.account_id
+        OFFSET 0  -- a subquery of its own: each column computed once per row, not per reference
+    ) j
+),
+ignored AS (
+    INSERT INTO ignored_snapshots (account_id, snapshot_as_of, known_as_of, source, reason, row_no)
+    SELECT account_id, as_of, prev_as_of, $1, 'older than the last known snapshot', row_no
+    FROM diff WHERE stale
+    RETURNING 1
 ),
 moved AS MATERIALIZED (
     -- The rows that publish something: all of a first load, a few percent of a next day.
-    SELECT * FROM diff WHERE NOT unchanged AND (flags_changed OR opens OR was_delinquent)
+    SELECT * FROM diff WHERE NOT stale AND NOT unchanged AND (flags_changed OR opens OR was_delinquent)
 ),
 events AS (
     SELECT row_no, 1 AS seq, account_id, 'customer.flags_changed' AS type, json_build_object(
@@ -384,8 +386,14 @@ updated AS (
          d.installment_amount, d.last_payment_amount, d.dpd, d.priority_score, $2::text,
          d.customer_name, d.phone, d.language, d.time_zone, d.address_line1, d.address_city,
          d.address_region, d.address_postal_code, d.address_country, d.lat, d.lon, now())
-    FROM diff d
-    WHERE d.known AND accounts.account_id = d.account_id
+    -- Only the columns written: UPDATE ... FROM keeps a copy of each row of d it joins.
+    FROM (SELECT account_id, customer_id, as_of, delinquent, dpd_bucket, outstanding, overdue_amount,
+                 last_payment_date, flags, product, currency, status, principal, installment_amount,
+                 last_payment_amount, dpd, priority_score, customer_name, phone, language, time_zone,
+                 address_line1, address_city, address_region, address_postal_code, address_country,
+                 lat, lon
+          FROM diff WHERE known AND NOT stale OFFSET 0) d
+    WHERE accounts.account_id = d.account_id
     RETURNING 1
 ),
 inserted AS (
@@ -400,7 +408,7 @@ inserted AS (
 )
 SELECT (SELECT count(*) FROM ignored) AS out_of_order,
        (SELECT coalesce(sum(events), 0) FROM published) AS events,
-       (SELECT count(*) FROM diff WHERE unchanged) AS unchanged,
+       (SELECT count(*) FROM diff WHERE unchanged AND NOT stale) AS unchanged,
        (SELECT count(*) FROM updated) + (SELECT count(*) FROM inserted) AS written
 """
 
@@ -417,6 +425,25 @@ _ADDRESS_SQL = """concat('{"line1":', to_json(address_line1), ',"city":', to_jso
              THEN concat('{"lat":', lat, ',"lon":', lon, '}') ELSE 'null' END, '}')"""
 
 
+# The stored flags (jsonb) of a staged row: the five flags of the file and `care_hold`, which
+# follow-up's care referrals set and a file keeps. There are 64 such objects: picked from a
+# constant array by their bits instead of built per row (jsonb_build_object was a tenth of a
+# next day's statement). The same jsonb values (tests/integration/intake/test_file_import.py).
+FLAG_NAMES = ("cease_contact", "dispute", "deceased", "bankruptcy", "vulnerable", "care_hold")
+
+
+def _flags_sql() -> str:
+    objects = [
+        "'{"
+        + ", ".join(f'"{name}": {str(bool(bits >> i & 1)).lower()}' for i, name in enumerate(FLAG_NAMES))
+        + "}'"
+        for bits in range(2 ** len(FLAG_NAMES))
+    ]
+    bits = " + ".join(f"{1 << i} * s.{name}::int" for i, name in enumerate(FLAG_NAMES[:-1]))
+    care_hold = f"CASE WHEN coalesce((a.prev_flags ->> 'care_hold')::boolean, false) THEN {1 << len(FLAG_NAMES) - 1} ELSE 0 END"
+    return f"(ARRAY[{', '.join(objects)}]::jsonb[])[1 + {bits} + {care_hold}]"
+
+
 def _apply_stage_sql() -> str:
     """The lifecycle of lifecycle.py as one set-based statement over a staged chunk.
 
@@ -429,6 +456,7 @@ def _apply_stage_sql() -> str:
         .replace("__LINE__", _LINE_SQL)
         .replace("__CONTACT__", _CONTACT_SQL)
         .replace("__ADDRESS__", _ADDRESS_SQL)
+        .replace("__FLAGS__", _flags_sql())
         .replace("__ACCOUNT_COLUMNS__", _ACCOUNT_COLUMNS)
     )
 

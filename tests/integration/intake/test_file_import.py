@@ -311,3 +311,36 @@ def _document(values: dict[str, str]) -> dict:
     from services.intake.csv_format import row_to_document
 
     return row_to_document([values[c] for c in COLUMNS])
+
+
+async def test_the_flags_a_file_row_stores_are_those_jsonb_build_object_makes(intake: Intake) -> None:
+    """The file path picks a row's flags from 64 constants (repository._flags_sql): every
+    combination, `care_hold` kept from the stored flags or false for a new account, is the
+    jsonb value (and text) that building the object gives."""
+    from services.intake.repository import FLAG_NAMES, _flags_sql
+
+    columns = ", ".join(f"(b & {1 << i}) <> 0 AS {name}" for i, name in enumerate(FLAG_NAMES))
+    built = ", ".join(f"'{name}', s.{name}" for name in FLAG_NAMES)
+    async with intake.pool.acquire() as conn:
+        rows = await conn.fetch(
+            f"""
+            SELECT {_flags_sql()} AS picked, jsonb_build_object({built}) AS built
+            FROM (SELECT {columns} FROM generate_series(0, 63) b) s,
+                 LATERAL (SELECT CASE WHEN s.care_hold THEN jsonb_build_object('care_hold', true)
+                                      WHEN s.dispute THEN NULL
+                                      ELSE jsonb_build_object('care_hold', false) END AS prev_flags) a
+            """
+        )
+        same = await conn.fetchval(
+            f"""
+            SELECT bool_and({_flags_sql()} = jsonb_build_object({built})
+                            AND ({_flags_sql()})::text = jsonb_build_object({built})::text)
+            FROM (SELECT {columns} FROM generate_series(0, 63) b) s,
+                 LATERAL (SELECT CASE WHEN s.care_hold THEN jsonb_build_object('care_hold', true)
+                                      WHEN s.dispute THEN NULL
+                                      ELSE jsonb_build_object('care_hold', false) END AS prev_flags) a
+            """
+        )
+    assert len(rows) == 64
+    assert [r["picked"] for r in rows] == [r["built"] for r in rows]
+    assert same
