@@ -301,8 +301,9 @@ async def record_promises(
 
 
 def _json(rows: Sequence[Any]) -> str:
-    """Rows (dataclasses or dicts) as a JSON array for json_to_recordset; amounts as exact text."""
-    return orjson.dumps(rows, default=_exact).decode()
+    """Rows (dataclasses or dicts) as a JSON array for json_to_recordset; amounts as exact text,
+    naive datetimes as UTC (as asyncpg binds them)."""
+    return orjson.dumps(rows, default=_exact, option=orjson.OPT_NAIVE_UTC).decode()
 
 
 def _exact(value: Any) -> str:
