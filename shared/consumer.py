@@ -98,6 +98,7 @@ class ConsumerRunner:
         self._stopping = asyncio.Event()
         self.stats = ConsumerStats()
         self._lag_series: set[TopicPartition] = set()
+        self._pending_commit: asyncio.Task[None] | None = None
         self.consumer = AIOKafkaConsumer(
             *self.topics,
             bootstrap_servers=bootstrap_servers,
@@ -126,6 +127,8 @@ class ConsumerRunner:
                     await self._process_batch(batch)
         finally:
             self._forget_lag(set())
+            with contextlib.suppress(Exception):
+                await self._settle_commit()
             with contextlib.suppress(Exception):
                 await self.consumer.stop()
 
@@ -240,6 +243,18 @@ class ConsumerRunner:
         await self._commit_many({tp: offset})
 
     async def _commit_many(self, offsets: dict[TopicPartition, int]) -> None:
+        """Commit `offsets` in the background: the next poll's transaction overlaps the broker
+        round trip. Their own transaction has committed; commits still go out one at a time, in
+        order, and a failed one raises here, at the next commit, as if it had been awaited."""
+        await self._settle_commit()
+        self._pending_commit = asyncio.create_task(self._send_commit(offsets))
+
+    async def _settle_commit(self) -> None:
+        pending, self._pending_commit = self._pending_commit, None
+        if pending is not None:
+            await pending
+
+    async def _send_commit(self, offsets: dict[TopicPartition, int]) -> None:
         try:
             await self.consumer.commit(offsets)
         except (CommitFailedError, IllegalStateError) as exc:

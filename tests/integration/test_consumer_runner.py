@@ -153,6 +153,20 @@ async def test_a_new_member_resumes_after_the_committed_offset(harness) -> None:
     assert await harness.effects() == ["before", "while-away"]
 
 
+async def test_a_member_stopped_right_after_a_batch_leaves_its_offset_committed(harness) -> None:
+    """Offsets go to the broker in the background, overlapping the next batch: none is lost
+    when the member leaves right after a batch."""
+    runner = await harness.start()
+    await harness.send(_event("just-applied"))
+    assert await eventually(lambda: _has(harness, ["just-applied"]), interval_s=0.01)
+    runner.stop()
+    await harness.running.pop()[1]
+    await harness.send(_event("next"))
+    successor = await harness.start()
+    assert await eventually(lambda: _has(harness, ["just-applied", "next"]), timeout_s=60)
+    assert (successor.stats.processed, successor.stats.duplicates) == (1, 0), "nothing re-read"
+
+
 async def _has(harness, expected) -> bool:
     return await harness.effects() == expected
 
