@@ -331,6 +331,46 @@ async def publish_paced(
     return time.monotonic() - started
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of one process so far (0 once it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (FileNotFoundError, ProcessLookupError):
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def postgres_pids() -> list[int]:
+    pids = []
+    for entry in Path("/proc").iterdir():
+        with contextlib.suppress(OSError):
+            if entry.name.isdigit() and (entry / "comm").read_text().strip() == "postgres":
+                pids.append(int(entry.name))
+    return pids
+
+
+@dataclass
+class CpuMeter:
+    """CPU used per part of the stack between start() and stop(), in cores (seconds per second)."""
+
+    parts: dict[str, Callable[[], list[int]]]
+    _before: dict[str, dict[int, float]] = field(default_factory=dict)
+    _started: float = 0.0
+    cores: dict[str, float] = field(default_factory=dict)
+
+    def _read(self) -> dict[str, dict[int, float]]:
+        return {name: {pid: cpu_seconds(pid) for pid in pids()} for name, pids in self.parts.items()}
+
+    def start(self) -> None:
+        self._before, self._started = self._read(), time.monotonic()
+
+    def stop(self) -> None:
+        after, elapsed = self._read(), time.monotonic() - self._started
+        for name, now in after.items():
+            used = sum(cpu - self._before[name].get(pid, 0.0) for pid, cpu in now.items())
+            self.cores[name] = round(used / elapsed, 2)
+
+
 def percentile(values: list[float], q: float) -> float:
     if not values:
         return math.inf
@@ -402,7 +442,15 @@ async def run(admin: str) -> dict[str, Any]:
             )
             await wait_until(lambda: _bare_ready(stack.log_dir, bare), 120, 0.2)
 
-        figures = await measure(pool, bootstrap, rng, n_events, zone, start_bare)
+        meter = CpuMeter(
+            {
+                "followup": lambda: [p.pid for n, p in stack.processes.items() if n.startswith("followup-")],
+                "postgres": postgres_pids,
+                "broker": lambda: [broker.process.pid] if broker and broker.process else [],
+                "bench": lambda: [os.getpid()],
+            }
+        )
+        figures = await measure(pool, bootstrap, rng, n_events, zone, start_bare, meter)
         figures.update(await send_all(stack, pool, figures["accounts"]))
         figures.update(
             zone=zone,
@@ -436,6 +484,7 @@ async def measure(
     n_events: int,
     zone: str,
     start_bare: Callable[[], Awaitable[None]],
+    meter: CpuMeter,
 ) -> dict[str, Any]:
     n_accounts = n_events + WARMUP_OUTCOMES
     accounts = [(f"BF-{i:07d}", f"+86137{i:08d}") for i in range(n_accounts)]
@@ -458,7 +507,7 @@ async def measure(
         await publish_paced(producer, topics.VISIT_OUTCOMES, warm, min(RATE, 500), {})
         await wait_until(lambda: _jobs_for(pool, [r[0] for r in warm]), 120)
         events = [record(promise_outcome(a, rng)) for a, _ in accounts[WARMUP_OUTCOMES:]]
-        figures = await measured_run(pool, producer, events, start_bare)
+        figures = await measured_run(pool, producer, events, start_bare, meter)
         return figures | {"accounts": accounts}
     finally:
         await producer.stop()
@@ -474,12 +523,18 @@ async def _jobs_for(pool: Any, trigger_ids: list[uuid.UUID]) -> bool:
 
 
 async def measured_run(
-    pool: Any, producer: AIOKafkaProducer, events: list[Record], start_bare: Callable[[], Awaitable[None]]
+    pool: Any,
+    producer: AIOKafkaProducer,
+    events: list[Record],
+    start_bare: Callable[[], Awaitable[None]],
+    meter: CpuMeter,
 ) -> dict[str, Any]:
     """Follow-up first, then the bare loop over the same records at the same rate (its own topic
     and group), one after the other so that neither takes CPU from the other's measurement."""
     print(f"measuring: {len(events)} promise-to-pay outcomes at {RATE}/s through follow-up ...", flush=True)
+    meter.start()
     latency, elapsed = await observed(pool, producer, topics.VISIT_OUTCOMES, events, JOBS_CHANNEL)
+    meter.stop()
     print("  the same records through the bare consume-and-insert loop ...", flush=True)
     await start_bare()
     bare_latency, _ = await observed(pool, producer, BARE_TOPIC, events, BARE_CHANNEL)
@@ -494,7 +549,20 @@ async def measured_run(
         "bare_p50_ms": percentile(bare_latency, 0.50),
         "bare_p99_ms": percentile(bare_latency, 0.99),
         "jobs_missing": missing,
+        "cpu_cores": meter.cores,
+        "windows": by_window(latency),
+        "bare_windows": by_window(bare_latency),
     }
+
+
+def by_window(latency: list[float], seconds: int = 10) -> list[tuple[float, float]]:
+    """(p50, p99) of each `seconds` of publishing, in order: the dev broker reads a partition's
+    whole batch list on every fetch, so its share of every figure grows as the run goes on."""
+    size = RATE * seconds
+    return [
+        (percentile(latency[i : i + size], 0.5), percentile(latency[i : i + size], 0.99))
+        for i in range(0, len(latency), size)
+    ]
 
 
 async def observed(
@@ -517,6 +585,11 @@ async def observed(
     latency = [
         (observer.seen[i] - published[i]) * 1000 if i in observer.seen else math.inf for i, *_ in events
     ]
+    if os.environ.get("LATENCY_TRACE"):
+        with open(os.environ["LATENCY_TRACE"] + "." + channel, "w") as out:
+            t0 = min(published.values())
+            for (i, *_), ms in zip(events, latency, strict=True):
+                out.write(f"{published[i] - t0:.4f} {ms:.2f}\n")
     return latency, elapsed
 
 
@@ -580,6 +653,9 @@ def report(f: dict[str, Any]) -> None:
         f"  max {f['max_ms']:.1f} ms  (missing {f['jobs_missing']})"
     )
     print(f"  bare consume+insert p50 {f['bare_p50_ms']:.1f} ms  p99 {f['bare_p99_ms']:.1f} ms")
+    for name, key in (("follow-up", "windows"), ("bare", "bare_windows")):
+        print(f"  {name} p50/p99 per 10 s: " + "  ".join(f"{a:.0f}/{b:.0f}" for a, b in f[key]))
+    print("  CPU while measured, cores: " + ", ".join(f"{k} {v:.2f}" for k, v in f["cpu_cores"].items()))
     print(
         f"  sending (not timed) {f['sms_sent']} of {f['sms_expected']} SMS, {f['sms_per_s']:.0f}/s with two senders"
         f"{'' if f['send_complete'] else ' — DRAIN_S ran out before all were sent'}; duplicates {f['duplicate_sms']}"
