@@ -43,6 +43,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import json
 import math
 import os
@@ -314,8 +315,10 @@ async def publish_paced(
     rate: int,
     published: dict[uuid.UUID, float],
     observers: tuple[Observer, ...] = (),
-) -> float:
-    """Publish at `rate` per second, stamping each event as it enters the producer; returns seconds."""
+) -> tuple[float, list[asyncio.Future[Any]]]:
+    """Publish at `rate` per second, stamping each event as it enters the producer; returns the
+    seconds it took and the delivery futures (check them with `all_delivered` once stamping is done:
+    a callback on each of 60,000 futures stalls the loop, and with it the stamps, ~100 ms)."""
     futures = []
     started = time.monotonic()
     for index, (event_id, key, value, headers) in enumerate(records):
@@ -327,8 +330,14 @@ async def publish_paced(
             observer.outstanding.add(event_id)
         published[event_id] = time.time()
         futures.append(await producer.send(topic, value=value, key=key, headers=headers))
-    await asyncio.gather(*futures)
-    return time.monotonic() - started
+    await producer.flush()
+    return time.monotonic() - started, futures
+
+
+def all_delivered(futures: list[asyncio.Future[Any]]) -> None:
+    undelivered = sum(1 for f in futures if not f.done() or f.exception() is not None)
+    if undelivered:
+        raise RuntimeError(f"{undelivered} events were not delivered to the broker")
 
 
 def cpu_seconds(pid: int) -> float:
@@ -504,7 +513,7 @@ async def measure(
             raise TimeoutError("follow-up did not learn every account")
         print(f"  follow-up knows them after {time.monotonic() - started:.1f} s", flush=True)
         warm = [record(promise_outcome(a, rng)) for a, _ in accounts[:WARMUP_OUTCOMES]]
-        await publish_paced(producer, topics.VISIT_OUTCOMES, warm, min(RATE, 500), {})
+        all_delivered((await publish_paced(producer, topics.VISIT_OUTCOMES, warm, min(RATE, 500), {}))[1])
         await wait_until(lambda: _jobs_for(pool, [r[0] for r in warm]), 120)
         events = [record(promise_outcome(a, rng)) for a, _ in accounts[WARMUP_OUTCOMES:]]
         figures = await measured_run(pool, producer, events, start_bare, meter)
@@ -532,6 +541,10 @@ async def measured_run(
     """Follow-up first, then the bare loop over the same records at the same rate (its own topic
     and group), one after the other so that neither takes CPU from the other's measurement."""
     print(f"measuring: {len(events)} promise-to-pay outcomes at {RATE}/s through follow-up ...", flush=True)
+    # The harness's own heap (every record, stamp and future) is long-lived: a full collection of
+    # it stalls publishing and stamping for ~100 ms, which would be charged to follow-up.
+    gc.collect()
+    gc.freeze()
     meter.start()
     latency, elapsed = await observed(pool, producer, topics.VISIT_OUTCOMES, events, JOBS_CHANNEL)
     meter.stop()
@@ -574,7 +587,7 @@ async def observed(
     watcher = asyncio.create_task(observer.run(stopping))
     await asyncio.sleep(0.2)  # LISTEN is in place before the first event
     published: dict[uuid.UUID, float] = {}
-    elapsed = await publish_paced(producer, topic, events, RATE, published, (observer,))
+    elapsed, deliveries = await publish_paced(producer, topic, events, RATE, published, (observer,))
 
     async def caught_up() -> bool:
         return not observer.outstanding
@@ -582,6 +595,7 @@ async def observed(
     await wait_until(caught_up, 120, 0.2)
     stopping.set()
     await watcher
+    all_delivered(deliveries)
     latency = [
         (observer.seen[i] - published[i]) * 1000 if i in observer.seen else math.inf for i, *_ in events
     ]
