@@ -3,7 +3,9 @@
 Run: make bench-followup   (or .venv/bin/python tests/benchmarks/bench_followup.py)
 Environment: RATE (events/s, default 1000), DURATION (s, default 60), DRAIN_S (s to wait for
 the SMS to go out, default 600), KAFKA_PARTITIONS (default 2), FOLLOWUP_REPLICAS (follow-up
-processes, default 2: a replica per partition, as a deployment scales), and any follow-up setting. Tuned here unless set in the environment
+processes, default 2: a replica per partition, as a deployment scales), LATENCY_TRACE (a path prefix:
+one line per event, seconds since the first publish and ms to its effect, for follow-up and the bare
+loop), and any follow-up setting. Tuned here unless set in the environment
 (BENCH_TUNING below; the services' defaults are unchanged): OUTCOME_FETCH_MAX_WAIT_MS=10 (the
 outcomes group only; the delinquency group keeps 500 ms and fetches twice a second when idle) — the
 development broker holds a fetch for the whole max wait instead of answering when data arrives
@@ -340,35 +342,39 @@ def all_delivered(futures: list[asyncio.Future[Any]]) -> None:
         raise RuntimeError(f"{undelivered} events were not delivered to the broker")
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU of one process so far (0 once it is gone)."""
+def cpu_seconds(pid: int, reaped_children: bool = False) -> float:
+    """User + system CPU of one process so far (0 once it is gone); with `reaped_children`, plus
+    that of its children that have exited."""
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except (FileNotFoundError, ProcessLookupError):
         return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    ticks = int(fields[11]) + int(fields[12]) + (int(fields[13]) + int(fields[14]) if reaped_children else 0)
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
-def postgres_pids() -> list[int]:
-    pids = []
+def postgres_cpu() -> dict[int, float]:
+    """CPU of every PostgreSQL process, the postmaster's counting its exited backends (asyncpg
+    replaces a connection after 50,000 queries: a live-processes-only count would lose them)."""
+    procs: dict[int, int] = {}
     for entry in Path("/proc").iterdir():
-        with contextlib.suppress(OSError):
+        with contextlib.suppress(OSError, IndexError):
             if entry.name.isdigit() and (entry / "comm").read_text().strip() == "postgres":
-                pids.append(int(entry.name))
-    return pids
+                procs[int(entry.name)] = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+    return {pid: cpu_seconds(pid, reaped_children=parent not in procs) for pid, parent in procs.items()}
 
 
 @dataclass
 class CpuMeter:
     """CPU used per part of the stack between start() and stop(), in cores (seconds per second)."""
 
-    parts: dict[str, Callable[[], list[int]]]
+    parts: dict[str, Callable[[], dict[int, float]]]
     _before: dict[str, dict[int, float]] = field(default_factory=dict)
     _started: float = 0.0
     cores: dict[str, float] = field(default_factory=dict)
 
     def _read(self) -> dict[str, dict[int, float]]:
-        return {name: {pid: cpu_seconds(pid) for pid in pids()} for name, pids in self.parts.items()}
+        return {name: read() for name, read in self.parts.items()}
 
     def start(self) -> None:
         self._before, self._started = self._read(), time.monotonic()
@@ -451,12 +457,17 @@ async def run(admin: str) -> dict[str, Any]:
             )
             await wait_until(lambda: _bare_ready(stack.log_dir, bare), 120, 0.2)
 
+        def cpu_of(pids: list[int]) -> dict[int, float]:
+            return {pid: cpu_seconds(pid) for pid in pids}
+
         meter = CpuMeter(
             {
-                "followup": lambda: [p.pid for n, p in stack.processes.items() if n.startswith("followup-")],
-                "postgres": postgres_pids,
-                "broker": lambda: [broker.process.pid] if broker and broker.process else [],
-                "bench": lambda: [os.getpid()],
+                "followup": lambda: cpu_of(
+                    [p.pid for n, p in stack.processes.items() if n.startswith("followup-")]
+                ),
+                "postgres": postgres_cpu,
+                "broker": lambda: cpu_of([broker.process.pid] if broker and broker.process else []),
+                "bench": lambda: cpu_of([os.getpid()]),
             }
         )
         figures = await measure(pool, bootstrap, rng, n_events, zone, start_bare, meter)
